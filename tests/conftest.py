@@ -9,10 +9,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
 
-from advgame.models.tiny import tiny_model  # noqa: E402
+from advgame.models.tiny import tiny_model
 
 
 @pytest.fixture(params=["llama", "qwen2"])

@@ -86,7 +86,7 @@ def test_parse_override_reads_yaml_scalars():
 
 def _advgame(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "advgame", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "advgame", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
 
 

@@ -65,9 +65,8 @@ def test_swapped_in_uses_bank_weights_and_restores_even_on_error():
     with bank.swapped_in(model):
         torch.testing.assert_close(model(ids).logits, before)
     torch.testing.assert_close(model(ids).logits, after)
-    with pytest.raises(RuntimeError):
-        with bank.swapped_in(model):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), bank.swapped_in(model):
+        raise RuntimeError("boom")
     torch.testing.assert_close(model(ids).logits, after)
 
 

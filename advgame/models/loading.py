@@ -12,6 +12,7 @@ Sources, in the order `resolve_model_source` tries them:
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -110,7 +111,9 @@ def make_trainable(model: PreTrainedModel, finetune: str, lora: LoraConfig) -> t
         target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, peft_cfg)
+    with warnings.catch_warnings():  # peft calls a transformers API deprecated for v6
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, peft_cfg)
 
 
 def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
