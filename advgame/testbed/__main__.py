@@ -1,0 +1,3 @@
+from advgame.testbed.run import main
+
+raise SystemExit(main())
