@@ -58,6 +58,7 @@ from advgame.config.schema import ModelConfig, SamplingConfig
 from advgame.losses import dpo_loss
 from advgame.models.loading import load_model
 from advgame.policy import completion_logprobs, generate
+from advgame.trl_compat import split_trl_batch
 
 BETA = 0.1
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "policy_ops.json"
@@ -132,20 +133,6 @@ def text_of_about(tokenizer, rng: random.Random, n_tokens: int) -> str:
     while len(tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]) < n_tokens:
         words.append(rng.choice(_WORDS))
     return " ".join(words).capitalize() + "."
-
-
-def split_trl_batch(inputs: dict[str, torch.Tensor]) -> tuple[list[list[int]], list[list[int]]]:
-    """(prompt ids, completion ids) per row of a TRL preference batch, in its [chosen…, rejected…] order."""
-    prompts, completions = [], []
-    for ids, attention, completion in zip(inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"]):
-        real = attention.bool()
-        ids, completion = ids[real], completion[real].bool()
-        start = int(completion.float().argmax())
-        if not (completion[start:].all() and not completion[:start].any()):
-            raise ValueError("a TRL row whose completion is not one trailing span")
-        prompts.append(ids[:start].tolist())
-        completions.append(ids[start:].tolist())
-    return prompts, completions
 
 
 class LoadMonitor:

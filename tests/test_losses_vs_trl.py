@@ -21,6 +21,7 @@ import torch
 from advgame.losses import dpo_loss, ipo_loss
 from advgame.models.tiny import tiny_model
 from advgame.policy import completion_logprobs
+from advgame.trl_compat import split_trl_batch
 
 trl = pytest.importorskip("trl")
 datasets = pytest.importorskip("datasets")
@@ -90,19 +91,6 @@ def _trainer(loss_type: str, output_dir) -> tuple[trl.DPOTrainer, dict[str, torc
     trainer = trl.DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer)
     inputs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(PAIRS))])
     return trainer, inputs
-
-
-def split_trl_batch(inputs: dict[str, torch.Tensor]) -> tuple[list[list[int]], list[list[int]]]:
-    """(prompt ids, completion ids) per row of a TRL preference batch, in its [chosen…, rejected…] order."""
-    prompts, completions = [], []
-    for ids, attention, completion in zip(inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"]):
-        real = attention.bool()
-        ids, completion = ids[real], completion[real].bool()
-        start = int(completion.float().argmax())
-        assert completion[start:].all() and not completion[:start].any(), "completion must be one trailing span"
-        prompts.append(ids[:start].tolist())
-        completions.append(ids[start:].tolist())
-    return prompts, completions
 
 
 def our_loss(policy, ref, prompts, completions, pad_id: int, loss_type: str) -> torch.Tensor:
