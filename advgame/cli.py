@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from advgame import __version__
 
@@ -27,6 +28,14 @@ def _not_built(what: str):
 def _train(args: argparse.Namespace) -> int:
     from advgame.config import ConfigError, load_config
 
+    if args.config and "=" in args.config and not args.config.endswith((".yaml", ".yml")):
+        args.overrides.insert(0, args.config)  # `advgame train --resume RUN key=value`: no CONFIG given
+        args.config = None
+    if args.resume and not args.config:
+        args.config = str(Path(args.resume) / "config.yaml")
+    if not args.config:
+        print("advgame train: give a CONFIG, or --resume RUN_DIR", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as err:
@@ -37,12 +46,9 @@ def _train(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
         return 0
-    print(
-        f"advgame train: config '{args.config}' is valid ({cfg.loss.type}, EMA "
-        f"{'on' if cfg.ema.enabled else 'off'}), but the game loop is not built yet in advgame {__version__}.",
-        file=sys.stderr,
-    )
-    return EXIT_NOT_BUILT
+    from advgame.train.run import run_training
+
+    return run_training(cfg, run_dir=args.run_dir or args.resume, resume=bool(args.resume))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train an Attacker and a Defender jointly",
         description="Train both players from a YAML preset. Any field can be overridden: optim.lr=1e-5 ema.decay=0.9",
     )
-    train.add_argument("config", help="YAML preset, e.g. configs/cpu_demo.yaml")
+    train.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cpu_demo.yaml (optional with --resume)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. loss.beta=0.2")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--run-dir", help="output directory (default: OUTPUT_DIR/NAME from the config)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     train.set_defaults(run=_train)
 
     for name, summary, what in [

@@ -1,52 +1,75 @@
-"""`make demo`: load SmolLM2-135M-Instruct offline, answer a fixed prompt, and score the answer.
+"""`make demo`: the game on a laptop CPU, offline, in under 10 minutes.
 
-Shows the two policy operations the game is built on: batched sampling, and the summed log-probability
-of a completion under the chat template (what DPO/IPO/GRPO consume).
+SmolLM2-135M-Instruct plays both the Attacker and the Defender (each with its own LoRA adapter and EMA),
+judged by the offline heuristic judge, on the built-in seed sets. Before and after training the Defender
+answers held-out seeds directly (greedy), and a table shows how often it refuses or deflects harmful
+requests and how often it complies with benign ones, naming the classifier that decided.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
-import torch
 from rich.console import Console
+from rich.table import Table
 
-from advgame.config.schema import ModelConfig, SamplingConfig
-from advgame.models.loading import load_model
-from advgame.policy import completion_logprobs, generate
+from advgame.config import load_config
 
-PROMPT = "In two sentences, why should a chemistry teacher explain lab safety before an experiment?"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cpu_demo.yaml"
+
+
+def validation_rows(run_dir: Path) -> list[dict]:
+    """The validation lines of a run's metrics.jsonl, in step order."""
+    rows = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if "valid/harmful/refusal_rate" in row:
+            rows.append(row)
+    return rows
+
+
+def before_after_table(rows: list[dict]) -> Table:
+    first, last = rows[0], rows[-1]
+    table = Table(title=f"Defender on held-out seeds, step {first['step']} -> step {last['step']}")
+    table.add_column("metric")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    table.add_column("change (points)", justify="right")
+    for key, label in [
+        ("valid/harmful/refusal_rate", f"harmful refusal-or-deflection rate (n={last['valid/harmful/n']})"),
+        ("valid/benign/compliance_rate", f"benign compliance rate (n={last['valid/benign/n']})"),
+    ]:
+        b, a = 100 * first[key], 100 * last[key]
+        table.add_row(label, f"{b:.1f}%", f"{a:.1f}%", f"{a - b:+.1f}")
+    table.caption = f"classifier: {last.get('valid/classifier', '?')}; greedy decoding; Defender policy weights"
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="smollm2", help="model path, hub id or alias (default: smollm2)")
-    parser.add_argument("--prompt", default=PROMPT)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="preset (default: configs/cpu_demo.yaml)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=4")
     args = parser.parse_args(argv)
 
+    from advgame.train.trainer import train
+
     console = Console()
-    t0 = time.perf_counter()
-    with console.status(f"loading {args.model} (the first load converts the GGUF, ~20 s)…"):
-        model, tokenizer = load_model(ModelConfig(path=args.model, finetune="full", device="cpu"))
-    console.print(f"[dim]loaded {args.model} in {time.perf_counter() - t0:.1f} s[/dim]")
-
-    sampling = SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens, batch_size=1)
-    t0 = time.perf_counter()
-    completion = generate(model, tokenizer, [args.prompt], sampling, seed=0).completions[0]
-    gen_s = time.perf_counter() - t0
-    with torch.no_grad():
-        scored = completion_logprobs(model, [completion.prompt_ids], [completion.token_ids], tokenizer.pad_token_id)
-    total, n = scored.sum.item(), int(scored.lengths.item())
-
-    console.print(f"[bold]prompt:[/bold] {args.prompt}")
-    console.print(f"[bold]answer:[/bold] {completion.text}")
+    cfg = load_config(args.config, args.overrides)
+    run_dir = Path(cfg.output_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     console.print(
-        f"[bold]log π(answer | prompt):[/bold] {total:.2f} nats over {n} tokens "
-        f"({total / max(n, 1):.3f} per token); truncated={completion.truncated}; "
-        f"generated in {gen_s:.1f} s ({len(completion.token_ids) / gen_s:.1f} tok/s, greedy)"
+        f"[bold]advgame demo[/bold]: {cfg.train.steps} game steps, {cfg.loss.type.upper()}"
+        f"{'-MD' if cfg.ema.sample_from_ema else ''}, attacker {cfg.attacker.path} / defender {cfg.defender.path}, "
+        f"judges: {cfg.judges.default.kind}; run dir {run_dir}"
     )
+    t0 = time.perf_counter()
+    train(cfg, run_dir)
+    minutes = (time.perf_counter() - t0) / 60
+    rows = validation_rows(run_dir)
+    console.print(before_after_table(rows))
+    console.print(f"finished in {minutes:.1f} min (seed {cfg.seed}); metrics: {run_dir / 'metrics.jsonl'}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""A player of the game: a trainable model, its tokenizer, and which weights sample and which score.
+"""A player of the game: a trainable model, its tokenizer, its optimiser, and which weights sample and
+which score.
 
     variant            sampling weights       loss reference
     MD (EMA on)        EMA θ̄                  EMA θ̄
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from advgame.backends.base import GenerationBackend
+from advgame.backends.hf import HFBackend
 from advgame.config.schema import EMAConfig, ModelConfig
 from advgame.ema import ParamBank, ParamEMA
 from advgame.models.loading import load_model
@@ -27,12 +30,17 @@ class Player:
     ema_cfg: EMAConfig
     ema: ParamEMA | None = field(default=None)
     initial: ParamBank | None = field(default=None)
+    backend: GenerationBackend | None = field(default=None)  # how this player's text is generated
+    optimizer: torch.optim.Optimizer | None = field(default=None)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = field(default=None)
 
     def __post_init__(self) -> None:
         if self.ema_cfg.enabled and self.ema is None:
             self.ema = ParamEMA(self.model, self.ema_cfg.decay)
         if not self.ema_cfg.ema_as_reference and self.initial is None:
             self.initial = ParamBank(self.model)
+        if self.backend is None:
+            self.backend = HFBackend(self.model, self.tokenizer, name=self.name)
 
     @classmethod
     def load(cls, name: str, model_cfg: ModelConfig, ema_cfg: EMAConfig) -> Player:

@@ -12,7 +12,7 @@ import yaml
 from advgame.config import ConfigError, load_config, parse_override
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
+PRESETS = sorted((ROOT / "configs").rglob("*.yaml"))
 
 
 def test_there_are_presets():
@@ -38,10 +38,10 @@ def test_base_inheritance_and_paper_values():
 def test_overrides_apply_with_yaml_types():
     cfg = load_config(
         ROOT / "configs/cpu_demo.yaml",
-        ["optim.lr=1e-5", "ema.decay=0.9", "optim.betas=[0.8, 0.9]", "game.attacker_think=false", "attacker.lora.r=4"],
+        ["optim.lr=1e-5", "ema.decay=0.9", "optim.betas=[0.8, 0.9]", "game.attacker_format=nothink", "attacker.lora.r=4"],
     )
     assert cfg.optim.lr == 1e-5 and cfg.ema.decay == 0.9 and cfg.optim.betas == (0.8, 0.9)
-    assert cfg.game.attacker_think is False and cfg.attacker.lora.r == 4
+    assert cfg.game.attacker_format == "nothink" and cfg.attacker.lora.r == 4
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,13 @@ def test_present_module_is_returned():
     assert require("json") is importlib.import_module("json")
 
 
-def test_demo_prints_answer_and_logprob(capsys):
-    assert demo.main(["--model", "tiny-llama", "--max-new-tokens", "4"]) == 0
+def test_demo_trains_and_prints_the_before_after_table(tmp_path, capsys):
+    overrides = [
+        "attacker.path=tiny-llama", "defender.path=tiny-llama", f"output_dir={tmp_path}", "train.steps=1",
+        "attacker_sampling.max_new_tokens=4", "defender_sampling.max_new_tokens=4", "train.validation_size=3",
+        "logging.progress=false",
+    ]
+    assert demo.main(overrides) == 0
     out = capsys.readouterr().out
-    assert "answer:" in out and "log π(answer | prompt):" in out and "nats over" in out
+    assert "harmful refusal-or-deflection rate (n=3)" in out and "benign compliance rate (n=3)" in out
+    assert "classifier: advgame-heuristic-refusal-v1" in out

@@ -115,55 +115,112 @@ class EMAConfig(Section):
 
 
 class GameConfig(Section):
-    """Shape of the rollout tree."""
+    """Shape of the rollout tree, who plays, and the ablation switches."""
 
+    mode: Literal["simultaneous", "self_play", "sequential"] = Field(
+        "simultaneous",
+        description=(
+            "simultaneous: two separate LMs, both updated on every split (AdvGame). self_play: one shared model "
+            "plays both roles, selected by its prompt (Self-RedTeam-style baseline; the `attacker` model is used). "
+            "sequential: the Attacker trains against a frozen Defender for `phase_steps` steps, then the Defender "
+            "against a frozen Attacker, alternating."
+        ),
+    )
+    phase_steps: int = Field(10, gt=0, description="sequential mode: game steps per phase.")
     num_attacker_samples: int = Field(2, ge=1, description="A: rewrites per seed.")
     num_defender_samples: int = Field(2, ge=1, description="D: answers per rewrite.")
-    optimistic_attacker: bool = Field(True, description="Score a rewrite by the Defender's best answer to it.")
-    attacker_think: bool = Field(True, description="Attacker writes <think>…</think> before <prompt>…</prompt>.")
-    train_attacker: bool = Field(True, description="Update the Attacker (false = fixed attacker ablation).")
+    optimistic_attacker: bool = Field(
+        True, description="Score a rewrite by the Defender's best-judged answer to it (false: its first valid answer)."
+    )
+    attacker_format: Literal["think", "nothink", "plain"] = Field(
+        "think",
+        description=(
+            "think: <think>strategy</think><prompt>rewrite</prompt>, parsed strictly; nothink: <prompt>rewrite</prompt> "
+            "only; plain: the whole finished output is the rewrite (for small models that cannot follow tags)."
+        ),
+    )
+    direct_seeds: bool = Field(
+        False,
+        description=(
+            "The Defender also answers each seed as written, as if the Attacker had returned it unchanged, so it "
+            "trains on unattacked requests too (like the authors' skip-attacker data splits). The Attacker is "
+            "neither judged nor trained on these."
+        ),
+    )
+    train_attacker: bool = Field(True, description="Update the Attacker (false = fixed, untrained attacker ablation).")
     train_defender: bool = Field(True, description="Update the Defender.")
 
 
 class JudgeConfig(Section):
-    """One LLM judge backend."""
+    """One judge: which backend answers, and how it is asked."""
 
-    kind: Literal["model", "openai", "rule"] = Field(
-        "model", description="'model': a local/hub LM; 'openai': an OpenAI-compatible endpoint; 'rule': deterministic rules (tests, demo)."
+    kind: Literal["model", "openai", "heuristic"] = Field(
+        "model",
+        description=(
+            "'model': an LM run in-process (a path/hub id, or 'attacker' / 'defender' to let that policy judge); "
+            "'openai': any OpenAI-compatible endpoint; 'heuristic': offline rules + embeddings (CPU demo, tests)."
+        ),
     )
     model: str | None = Field(None, description="Model path/id (kind=model) or served model name (kind=openai).")
     base_urls: list[str] = Field(default_factory=list, description="Endpoint URLs (kind=openai), load-balanced.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never logged).")
-    mode: Literal["pairwise", "pointwise"] = Field("pairwise", description="Compare two candidates per call, or score one.")
+    mode: Literal["pairwise", "pointwise"] = Field("pairwise", description="Score two candidates per call, or one.")
+    order_swap: bool = Field(False, description="Pairwise: judge A|B and B|A and average (position debiasing).")
     temperature: float = Field(0.6, ge=0, description="Judge sampling temperature.")
-    max_new_tokens: int = Field(1024, gt=0, description="Judge generation cap.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Judge nucleus sampling mass.")
+    max_new_tokens: int = Field(1024, gt=0, description="Judge generation cap; a judgment cut off here is a failure.")
+    batch_size: int = Field(16, gt=0, description="Judge prompts per generate call (kind=model).")
     max_retries: int = Field(3, ge=0, description="Retries with exponential backoff before a call counts as failed.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout (kind=openai).")
+    max_concurrency: int = Field(16, gt=0, description="Requests in flight at once (kind=openai).")
+
+    @model_validator(mode="after")
+    def _needs_target(self) -> JudgeConfig:
+        if self.kind == "model" and not self.model:
+            raise ValueError("kind=model needs 'model' (a path, hub id, 'attacker' or 'defender')")
+        if self.kind == "openai" and (not self.model or not self.base_urls):
+            raise ValueError("kind=openai needs 'model' and at least one URL in 'base_urls'")
+        return self
 
 
 class JudgesConfig(Section):
     """The judges of the game: faithfulness gate, defender judge, attacker judge."""
 
-    default: JudgeConfig = Field(default_factory=lambda: JudgeConfig(kind="rule"), description="Judge used by every role unless overridden.")
-    faithfulness: JudgeConfig | None = Field(None, description="Override for the faithfulness judge.")
-    defender: JudgeConfig | None = Field(None, description="Override for the defender judge.")
-    attacker: JudgeConfig | None = Field(None, description="Override for the attacker judge.")
+    default: JudgeConfig = Field(
+        default_factory=lambda: JudgeConfig(kind="heuristic"), description="Judge used by every role unless overridden."
+    )
+    faithfulness: JudgeConfig | None = Field(None, description="Override for the faithfulness judge (pointwise by nature).")
+    defender: JudgeConfig | None = Field(None, description="Override for the defender judge (scores answers against x).")
+    attacker: JudgeConfig | None = Field(None, description="Override for the attacker judge (scores answers against s).")
+
+    def for_role(self, role: Literal["faithfulness", "defender", "attacker"]) -> JudgeConfig:
+        return getattr(self, role) or self.default
 
 
 class DataConfig(Section):
-    """Seed prompts for the two classes."""
+    """Seed prompts for the two classes, and the held-out seeds used for validation."""
 
-    harmful: str = Field(description="Harmful seeds: hub dataset id or a local .jsonl/.csv with a 'prompt' column.")
-    benign: str = Field(description="Benign seeds (look harmful, are not): hub dataset id or local file.")
-    batch_size: int = Field(4, gt=0, description="Seeds per split per step.")
+    harmful: str = Field(
+        description="Harmful seeds: 'builtin:NAME', a hub id ('allenai/wildjailbreak:train:vanilla_harmful'), or a local .jsonl/.csv."
+    )
+    benign: str = Field(description="Benign seeds (look harmful, are not): same forms as `harmful`.")
+    batch_size: int = Field(4, gt=0, description="Seeds per split per step (the global batch across processes).")
     seed: int = Field(2, description="Shuffle seed of the seed prompts.")
+    heldout: int = Field(64, ge=0, description="Seeds per class held out of training for validation (when no files below).")
+    valid_harmful: str | None = Field(None, description="Validation harmful seeds (same forms); default: held out of `harmful`.")
+    valid_benign: str | None = Field(None, description="Validation benign seeds (same forms); default: held out of `benign`.")
 
 
 class LoggingConfig(Section):
-    """Metrics and console output."""
+    """Metrics, rollout log and console output."""
 
     every_n_steps: int = Field(1, gt=0, description="Log metrics every N steps.")
     wandb: bool = Field(False, description="Also log to Weights & Biases (needs advgame[track]).")
     tensorboard: bool = Field(False, description="Also log to TensorBoard (needs advgame[track]).")
+    rollouts: Literal["jsonl", "parquet", "off"] = Field(
+        "jsonl", description="Log every seed -> rewrite -> answers -> scores record (parquet needs pyarrow)."
+    )
+    progress: bool = Field(True, description="Show a progress bar on the console.")
 
 
 class CheckpointConfig(Section):
@@ -174,10 +231,15 @@ class CheckpointConfig(Section):
 
 
 class TrainConfig(Section):
-    """Length of the run."""
+    """Length of the run, validation, and how updates are batched."""
 
     steps: int = Field(1000, gt=0, description="Game steps; each updates both players on both splits.")
-    validate_every_n_steps: int = Field(25, gt=0, description="Validation cadence.")
+    validate_every_n_steps: int = Field(25, gt=0, description="Validation cadence (also at step 0 and at the end).")
+    validation_size: int = Field(64, ge=0, description="Held-out seeds per class answered at each validation (0: off).")
+    validation_temperature: float = Field(
+        0.0, ge=0, description="Defender temperature at validation (0 = greedy, comparable across steps)."
+    )
+    microbatch_size: int = Field(8, gt=0, description="Pairs (or rollouts) per forward/backward; gradients accumulate.")
 
 
 class RunConfig(Section):

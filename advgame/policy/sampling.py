@@ -24,6 +24,7 @@ class Completion:
     text: str  # decoded without special tokens
     truncated: bool
     logprobs: list[float] | None = None  # sampler log-prob of each token in token_ids
+    error: str | None = None  # set by remote backends when the call failed after its retries
 
 
 @dataclass

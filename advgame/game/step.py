@@ -1,0 +1,172 @@
+"""One step of the game, for both players, as in the paper's algorithm.
+
+    for split in (harmful, benign):
+        1. the Attacker (EMA sampler in the MD variants) writes A rewrites per seed
+        2. the faithfulness judge gates them: unfaithful ones score −1 and never reach the Defender
+        3. the Defender answers each faithful rewrite D times (it sees the rewrite only)
+        4. the Defender judge scores the answers against the rewrite
+        5. each rewrite is represented by the Defender's best answer (optimistic attacker), which the
+           Attacker judge scores against the original seed
+        6. rewards -> DPO/IPO pairs or GRPO advantages; each trained player takes one optimiser step
+    both EMAs move once; both learning-rate schedules advance once
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+
+from advgame.data.seeds import SeedPrompt
+
+from advgame.config.schema import RunConfig
+from advgame.game import rollout, scoring, signals, update
+from advgame.game.scoring import RoleJudge
+from advgame.game.tree import SeedNode, answers, rewrites
+from advgame.judges.base import Judge
+from advgame.player import Player
+
+SPLITS = ("harmful", "benign")
+
+
+@dataclass
+class GameJudges:
+    faithfulness: Judge
+    defender: RoleJudge
+    attacker: RoleJudge | None  # None: every valid rewrite scores 0 (fixed-attacker ablation)
+
+
+@dataclass
+class Game:
+    """Everything one step needs. In self-play, `attacker` and `defender` are the same Player."""
+
+    cfg: RunConfig
+    attacker: Player
+    defender: Player
+    judges: GameJudges
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from the run seed, step, split and role: reproducible, and the same after a resume."""
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little") >> 1
+
+
+def trained_roles(cfg: RunConfig, step: int) -> tuple[str, ...]:
+    """Which roles update at `step` (sequential play alternates phases of `phase_steps` steps)."""
+    roles = [r for r, on in (("attacker", cfg.game.train_attacker), ("defender", cfg.game.train_defender)) if on]
+    if cfg.game.mode == "sequential":
+        phase = "attacker" if (step // cfg.game.phase_steps) % 2 == 0 else "defender"
+        roles = [r for r in roles if r == phase]
+    return tuple(roles)
+
+
+def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter) -> list[SeedNode]:
+    """Steps 1-5: grow and score the rollout tree of one split."""
+    cfg, g = game.cfg, game.cfg.game
+    want_logprobs = cfg.loss.type == "grpo" and cfg.loss.is_cap is not None and not cfg.ema.sample_from_ema
+
+    t = time.perf_counter()
+    tree = rollout.attack(
+        seeds, game.attacker, cfg.attacker_sampling, num_samples=g.num_attacker_samples, fmt=g.attacker_format,
+        seed=derive_seed(cfg.seed, step, split, "attacker"), return_logprobs=want_logprobs, direct_seeds=g.direct_seeds,
+    )
+    timings["attacker_generation"] += _lap(t)
+
+    t = time.perf_counter()
+    rollout.gate_faithfulness(tree, game.judges.faithfulness)
+    timings["faithfulness_judge"] += _lap(t)
+
+    t = time.perf_counter()
+    rollout.defend(
+        tree, game.defender, cfg.defender_sampling, num_samples=g.num_defender_samples,
+        seed=derive_seed(cfg.seed, step, split, "defender"), return_logprobs=want_logprobs,
+    )
+    timings["defender_generation"] += _lap(t)
+
+    t = time.perf_counter()
+    scoring.judge_answers(tree, game.judges.defender)
+    scoring.select_answers(tree, optimistic=g.optimistic_attacker)
+    scoring.judge_attacks(tree, game.judges.attacker)
+    timings["judges"] += _lap(t)
+    return tree
+
+
+def _lap(start: float) -> float:
+    return time.perf_counter() - start
+
+
+def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...]) -> dict[str, float]:
+    """Step 6: backpropagate each trained role's loss, then one optimiser step per distinct player."""
+    cfg = game.cfg
+    metrics: dict[str, float] = {}
+    stepped: dict[int, Player] = {}
+    for role in roles:
+        player = game.attacker if role == "attacker" else game.defender
+        if cfg.loss.type == "grpo":
+            batch = signals.attacker_rollouts(tree) if role == "attacker" else signals.defender_rollouts(tree)
+            use_mu = cfg.loss.is_cap is not None and not cfg.ema.sample_from_ema
+            stats = update.grpo_backward(player, batch, cfg.loss, cfg.train.microbatch_size, use_mu)
+        else:
+            batch = signals.attacker_pairs(tree) if role == "attacker" else signals.defender_pairs(tree)
+            stats = update.preference_backward(player, batch, cfg.loss, cfg.train.microbatch_size)
+        metrics[f"{role}/{'rollouts' if cfg.loss.type == 'grpo' else 'pairs'}"] = len(batch)
+        metrics[f"{role}/loss"] = stats.loss
+        for key, value in (stats.extra or {}).items():
+            metrics[f"{role}/{key}"] = value
+        if update.global_sum(len(batch)) > 0:
+            stepped[id(player)] = player
+    for player in stepped.values():
+        metrics[f"{player.name}/grad_norm"] = update.optimizer_step(player, cfg.optim.max_grad_norm)
+    return metrics
+
+
+def tree_metrics(tree: list[SeedNode]) -> dict[str, float]:
+    """Status rates and mean rewards of one split's tree."""
+    rws, ans = rewrites(tree, attacker_only=True), answers(tree)
+    out: dict[str, float] = {}
+    for status, n in Counter(r.status.value for r in rws).items():
+        out[f"attacker/rate_{status}"] = n / len(rws)
+    for status, n in Counter(a.status.value for a in ans).items():
+        out[f"defender/rate_{status}"] = n / len(ans)
+    for role, nodes in (("attacker", rws), ("defender", ans)):
+        rewards = [n.reward for n in nodes if n.reward is not None]
+        out[f"{role}/reward"] = sum(rewards) / len(rewards) if rewards else float("nan")
+        scores = [n.score for n in nodes if n.score is not None]
+        out[f"{role}/judge_score"] = sum(scores) / len(scores) if scores else float("nan")
+    return out
+
+
+def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tuple[dict[str, float], dict[str, list[SeedNode]]]:
+    """One game step over both splits; returns metrics ('harmful/defender/reward', 'time/...', ...) and trees."""
+    roles = trained_roles(game.cfg, step)
+    timings: Counter = Counter()
+    metrics: dict[str, float] = {}
+    trees: dict[str, list[SeedNode]] = {}
+    for split in SPLITS:
+        tree = play_split(game, batches[split], step, split, timings)
+        t = time.perf_counter()
+        split_metrics = {**tree_metrics(tree), **update_players(game, tree, roles)}
+        timings["updates"] += _lap(t)
+        metrics.update({f"{split}/{k}": v for k, v in split_metrics.items()})
+        trees[split] = tree
+
+    t = time.perf_counter()
+    for player in _distinct(game.attacker, game.defender):
+        player.end_step()
+        if player.scheduler is not None:
+            with warnings.catch_warnings():  # a player that had no signal this step did not step its optimiser
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                player.scheduler.step()
+        metrics[f"{player.name}/lr"] = player.optimizer.param_groups[0]["lr"] if player.optimizer else 0.0
+    timings["ema"] += _lap(t)
+    metrics.update({f"time/{k}": v for k, v in timings.items()})
+    return metrics, trees
+
+
+def _distinct(*players: Player) -> list[Player]:
+    seen: dict[int, Player] = {}
+    for p in players:
+        seen.setdefault(id(p), p)
+    return list(seen.values())

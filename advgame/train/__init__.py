@@ -1,0 +1,1 @@
+"""Training: the run loop, optimisers, checkpoints and run logging."""

@@ -1,0 +1,38 @@
+"""Run a training job from the command line: clear one-line errors for bad inputs, a summary at the end."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from advgame.config.schema import RunConfig
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = False) -> int:
+    from advgame.data.seeds import SeedDataError
+    from advgame.models.gguf import ModelNotFoundError
+    from advgame.train.checkpoint import CheckpointError
+    from advgame.train.trainer import run_dir_for, train
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    target = Path(run_dir) if run_dir else run_dir_for(cfg)
+    if not resume and (target / "checkpoints").is_dir():
+        print(
+            f"advgame train: {target} already holds a run; continue it with --resume {target}, "
+            "or choose another name= / --run-dir",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    try:
+        out = train(cfg, target, resume=resume)
+    except (ModelNotFoundError, SeedDataError, CheckpointError, ValueError) as err:
+        print(f"advgame train: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"\nadvgame train: interrupted; continue with: advgame train --resume {target}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"run finished: {out}")
+    return EXIT_OK

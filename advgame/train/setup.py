@@ -1,0 +1,103 @@
+"""Build what a run needs from its config: the players, their optimisers, the judges, the seed data."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from advgame.backends.hf import HFBackend
+from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
+from advgame.data.seeds import SeedPrompt, SeedStream, load_seeds, split_heldout
+from advgame.game.scoring import RoleJudge
+from advgame.game.step import Game, GameJudges
+from advgame.judges.factory import build_judge
+from advgame.models.loading import load_model
+from advgame.player import Player
+from advgame.train.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def build_players(cfg: RunConfig) -> tuple[Player, Player]:
+    """Attacker and Defender; in self-play one shared Player (the `attacker` model) plays both roles."""
+    if cfg.game.mode == "self_play":
+        shared = _player("shared", cfg.attacker, cfg)
+        return shared, shared
+    return _player("attacker", cfg.attacker, cfg), _player("defender", cfg.defender, cfg)
+
+
+def _player(name: str, model_cfg: ModelConfig, cfg: RunConfig) -> Player:
+    torch.manual_seed(cfg.seed)  # LoRA initialisation is random: make it a function of the run seed
+    player = Player.load(name, model_cfg, cfg.ema)
+    player.optimizer = build_optimizer(player.model, cfg.optim)
+    player.scheduler = build_scheduler(player.optimizer, cfg.train.steps, cfg.optim)
+    return player
+
+
+def build_judges(cfg: RunConfig, attacker: Player, defender: Player, overrides: dict | None = None) -> GameJudges:
+    """The three judges. `overrides` (role -> Judge) replaces configured ones, e.g. scripted judges in tests."""
+    overrides = overrides or {}
+    cache: dict[str, object] = {}
+
+    def make(role: str):
+        if role in overrides:
+            return overrides[role]
+        jcfg = cfg.judges.for_role(role)
+        key = jcfg.model_dump_json()
+        if key not in cache:
+            cache[key] = build_judge(jcfg, _judge_backend(jcfg, attacker, defender), seed=cfg.seed)
+        return cache[key]
+
+    faith = make("faithfulness")
+    defender_judge = RoleJudge(make("defender"), cfg.judges.for_role("defender").mode)
+    attacker_judge = RoleJudge(make("attacker"), cfg.judges.for_role("attacker").mode) if cfg.game.train_attacker else None
+    return GameJudges(faithfulness=faith, defender=defender_judge, attacker=attacker_judge)
+
+
+def _judge_backend(jcfg: JudgeConfig, attacker: Player, defender: Player) -> HFBackend | None:
+    if jcfg.kind != "model":
+        return None
+    if jcfg.model in ("attacker", "defender"):
+        player = attacker if jcfg.model == "attacker" else defender
+        return HFBackend(player.model, player.tokenizer, name=f"policy:{jcfg.model}")
+    model, tokenizer = load_model(ModelConfig(path=jcfg.model, finetune="full"))
+    model.requires_grad_(False).eval()
+    return HFBackend(model, tokenizer, name=jcfg.model)
+
+
+@dataclass
+class SeedData:
+    train: dict[str, SeedStream]
+    valid: dict[str, list[SeedPrompt]]
+
+
+def build_data(cfg: RunConfig) -> SeedData:
+    """Training streams per class, and validation seeds (held out of training unless given as files)."""
+    train, valid = {}, {}
+    for category in ("harmful", "benign"):
+        seeds = load_seeds(getattr(cfg.data, category), category)
+        valid_spec = getattr(cfg.data, f"valid_{category}")
+        if valid_spec:
+            valid[category] = load_seeds(valid_spec, category)
+        elif cfg.data.heldout:
+            if cfg.data.heldout >= len(seeds):
+                raise ValueError(
+                    f"data.heldout={cfg.data.heldout} leaves no {category} training seeds ({len(seeds)} in all)"
+                )
+            seeds, valid[category] = split_heldout(seeds, cfg.data.heldout, cfg.data.seed)
+        else:
+            valid[category] = []
+        valid[category] = valid[category][: cfg.train.validation_size]
+        train[category] = SeedStream(seeds, cfg.data.batch_size, cfg.data.seed)
+    return SeedData(train=train, valid=valid)
+
+
+def build_game(cfg: RunConfig, judge_overrides: dict | None = None, backend_overrides: dict | None = None) -> Game:
+    """The players and judges of a run. Overrides (role -> object) replace configured judges or a player's
+    generation backend; tests use them to script the game's text while real models train."""
+    attacker, defender = build_players(cfg)
+    for role, backend in (backend_overrides or {}).items():
+        (attacker if role == "attacker" else defender).backend = backend
+    return Game(cfg=cfg, attacker=attacker, defender=defender, judges=build_judges(cfg, attacker, defender, judge_overrides))

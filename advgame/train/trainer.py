@@ -1,0 +1,216 @@
+"""`advgame train`: run the game for `train.steps` steps with validation, logging and checkpoints.
+
+A run directory holds:
+    config.yaml          the resolved config (what `--resume` reads)
+    metrics.jsonl        one line per logged step (training) and per validation (`valid/...`)
+    rollouts.jsonl       every seed -> rewrite -> answers -> scores, and every validation answer
+    checkpoints/step_N/  both players, both EMAs, optimisers, schedulers, RNG, data position (safetensors + JSON)
+    final/               the trained players in Hugging Face format (LoRA adapters or full weights)
+
+`--resume RUN_DIR` restores the latest checkpoint and continues exactly: same seeds, same judgments
+(for deterministic judges), same weights as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import yaml
+
+from advgame.config.schema import RunConfig
+from advgame.game.step import Game, derive_seed, game_step
+from advgame.game.tree import tree_records
+from advgame.game.validation import validate
+from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, is_refusal
+from advgame.player import Player
+from advgame.train.checkpoint import (
+    flatten_optimizer_state,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unflatten_optimizer_state,
+)
+from advgame.train.metrics import MetricsLogger, RolloutLog
+from advgame.train.progress import TrainProgress
+from advgame.train.setup import SeedData, build_data, build_game
+
+log = logging.getLogger(__name__)
+
+
+def run_dir_for(cfg: RunConfig) -> Path:
+    return Path(cfg.output_dir) / cfg.name
+
+
+def train(
+    cfg: RunConfig,
+    run_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    judge_overrides: dict | None = None,
+    backend_overrides: dict | None = None,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> Path:
+    """Train; returns the run directory. `stop_after` ends the process's work after that many steps of
+    this call (as if killed right after a checkpoint), which tests use to exercise resume."""
+    run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
+    start = 0
+    game = build_game(cfg, judge_overrides, backend_overrides)
+    data = build_data(cfg)
+    if resume:
+        start = restore(run_dir, game, data)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    logger = MetricsLogger(
+        run_dir, tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
+        config=cfg.model_dump(mode="json"), run_name=cfg.name, resume=resume,
+    )
+    rollout_log = RolloutLog(run_dir, cfg.logging.rollouts) if cfg.logging.rollouts != "off" else None
+    if resume:
+        logger.truncate_after(start)
+        if rollout_log:
+            rollout_log.truncate_after(start)
+
+    def validation(step: int) -> dict:
+        if not cfg.train.validation_size:
+            return {}
+        metrics, records = run_validation(game, data, step)
+        logger.log(step, {f"valid/{k}": v for k, v in metrics.items()})
+        if rollout_log:
+            rollout_log.write([{"step": step, "split": "valid", **r} for r in records])
+        return metrics
+
+    end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
+    with TrainProgress(cfg.train.steps, start, enabled=cfg.logging.progress) as progress:
+        if start == 0:
+            progress.validation(validation(0))
+        for step in range(start, end):
+            batches = {c: data.train[c].next_batch() for c in ("harmful", "benign")}
+            t0 = time.perf_counter()
+            metrics, trees = game_step(game, batches, step)
+            metrics["time/step"] = time.perf_counter() - t0
+            done = step + 1
+            if done % cfg.logging.every_n_steps == 0 or done == cfg.train.steps:
+                logger.log(done, {**metrics, **judge_failure_metrics(game)})
+            if rollout_log:
+                rollout_log.write([rec for split, tree in trees.items() for rec in tree_records(tree, done, split)])
+            progress.step(done, metrics)
+            if on_step:
+                on_step(done, metrics)
+            if done % cfg.train.validate_every_n_steps == 0 or done == cfg.train.steps:
+                progress.validation(validation(done))
+            if done % cfg.checkpoint.every_n_steps == 0 or done == cfg.train.steps or done == end:
+                checkpoint(run_dir, game, data, done, cfg.checkpoint.keep_last)
+    if end == cfg.train.steps:
+        export_players(game, run_dir / "final")
+    logger.close()
+    return run_dir
+
+
+def run_validation(game: Game, data: SeedData, step: int) -> tuple[dict[str, float], list[dict]]:
+    cfg = game.cfg
+    sampling = cfg.defender_sampling.model_copy(update={"temperature": cfg.train.validation_temperature})
+    metrics, records = validate(
+        game.defender, data.valid, sampling, is_refusal, judge=game.judges.defender,
+        seed=derive_seed(cfg.seed, "validation", step),
+    )
+    return {**metrics, "classifier": REFUSAL_CLASSIFIER_NAME}, records
+
+
+def _judges(game: Game) -> dict:
+    roles = {"faithfulness": game.judges.faithfulness, "defender": game.judges.defender.judge}
+    if game.judges.attacker is not None:
+        roles["attacker"] = game.judges.attacker.judge
+    return roles
+
+
+def _judge_state(judge) -> dict:
+    state = {"stats": judge.stats.state_dict()}
+    if hasattr(judge, "rng_state"):
+        state["rng"] = judge.rng_state()
+    return state
+
+
+def judge_failure_metrics(game: Game) -> dict[str, float]:
+    """Cumulative judge calls and failures per role (failures are excluded from training, never scored)."""
+    out: dict[str, float] = {}
+    for role, judge in _judges(game).items():
+        for key, value in judge.stats.as_dict().items():
+            out[f"judge/{role}/{key}"] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------- checkpoints
+
+
+def _players(game: Game) -> list[Player]:
+    return [game.attacker] if game.attacker is game.defender else [game.attacker, game.defender]
+
+
+def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: int) -> Path:
+    tensors: dict[str, dict[str, torch.Tensor]] = {}
+    state: dict = {"step": step, "data": {c: s.state_dict() for c, s in data.train.items()}, "players": {}}
+    for p in _players(game):
+        tensors[p.name] = {n: t.detach() for n, t in p.model.named_parameters() if t.requires_grad}
+        if p.ema is not None:
+            tensors[f"{p.name}_ema"] = p.ema.state_dict()
+        if p.initial is not None:
+            tensors[f"{p.name}_initial"] = p.initial.state_dict()
+        optim_tensors, optim_meta = flatten_optimizer_state(p.optimizer.state_dict())
+        tensors[f"{p.name}_optim"] = optim_tensors
+        state["players"][p.name] = {
+            "optimizer": optim_meta,
+            "scheduler": p.scheduler.state_dict(),
+            "ema_updates": p.ema.num_updates if p.ema else 0,
+        }
+    rng_tensors, rng_meta = rng_state()
+    tensors["rng"] = rng_tensors
+    state["rng"] = rng_meta
+    state["judges"] = {role: _judge_state(j) for role, j in _judges(game).items()}
+    return save_checkpoint(run_dir, step, tensors, state, keep_last)
+
+
+def restore(run_dir: Path, game: Game, data: SeedData) -> int:
+    """Load the latest checkpoint of `run_dir` into the game; returns the step to continue from."""
+    tensors, state, path = load_checkpoint(run_dir)
+    for p in _players(game):
+        params = dict(p.model.named_parameters())
+        with torch.no_grad():
+            for name, value in tensors[p.name].items():
+                params[name].copy_(value)
+        if p.ema is not None:
+            p.ema.load_state_dict(tensors[f"{p.name}_ema"])
+            p.ema.num_updates = state["players"][p.name]["ema_updates"]
+        if p.initial is not None:
+            p.initial.load_state_dict(tensors[f"{p.name}_initial"])
+        meta = state["players"][p.name]
+        p.optimizer.load_state_dict(unflatten_optimizer_state(tensors[f"{p.name}_optim"], meta["optimizer"]))
+        p.scheduler.load_state_dict(meta["scheduler"])
+    for category, stream_state in state["data"].items():
+        data.train[category].load_state_dict(stream_state)
+    set_rng_state(tensors["rng"], state["rng"])
+    for role, judge in _judges(game).items():
+        saved = state["judges"][role]
+        judge.stats.load_state_dict(saved["stats"])
+        if "rng" in saved:
+            judge.set_rng_state(saved["rng"])
+    log.info("resumed from %s (step %d)", path, state["step"])
+    return int(state["step"])
+
+
+def export_players(game: Game, out_dir: Path) -> None:
+    """Save each trained player in Hugging Face format (peft adapter for LoRA, full weights otherwise)."""
+    for p in _players(game):
+        target = out_dir / p.name
+        p.model.save_pretrained(target, safe_serialization=True)
+        p.tokenizer.save_pretrained(target)
+        if p.ema is not None:
+            with p.ema.swapped_in(p.model):
+                p.model.save_pretrained(out_dir / f"{p.name}_ema", safe_serialization=True)
+            p.tokenizer.save_pretrained(out_dir / f"{p.name}_ema")
