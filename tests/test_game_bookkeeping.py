@@ -7,9 +7,9 @@ from contextlib import nullcontext
 from types import SimpleNamespace
 
 import pytest
-from advgame.data.seeds import SeedPrompt
 
 from advgame.config.schema import SamplingConfig
+from advgame.data.seeds import SeedPrompt
 from advgame.game import rollout, scoring, signals
 from advgame.game.scoring import RoleJudge
 from advgame.game.tree import PENALTY, AnswerStatus, RewriteStatus

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from advgame.data.seeds import SeedPrompt
-
 from advgame.config.schema import SamplingConfig
-from advgame.game.attacker_io import AttackerFormat, ParsedRewrite, attacker_instruction, parse_attacker_output
+from advgame.data.seeds import SeedPrompt
+from advgame.game.attacker_io import (
+    AttackerFormat,
+    ParsedRewrite,
+    attacker_instruction,
+    parse_attacker_output,
+)
 from advgame.game.tree import Answer, AnswerStatus, Rewrite, RewriteStatus, SeedNode, rewrites
 from advgame.judges.base import FaithItem, Judge
 from advgame.player import Player

@@ -19,9 +19,8 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 
-from advgame.data.seeds import SeedPrompt
-
 from advgame.config.schema import RunConfig
+from advgame.data.seeds import SeedPrompt
 from advgame.game import rollout, scoring, signals, update
 from advgame.game.scoring import RoleJudge
 from advgame.game.tree import SeedNode, answers, rewrites

@@ -22,7 +22,6 @@ from enum import Enum
 from typing import Any
 
 from advgame.data.seeds import SeedPrompt
-
 from advgame.game.attacker_io import ParsedRewrite
 from advgame.policy.sampling import Completion
 
