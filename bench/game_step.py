@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one game step of {Path(args.config).name} (both splits), median of {len(runs)} steps after a warm-up")
     print(f"{'phase':<22}{'seconds':>10}{'share':>9}")
     for phase in PHASES:
-        print(f"{phase:<22}{median[phase]:>10.2f}{median[phase] / median['total']:>9.0%}")
+        print(f"{phase:<22}{median[phase]:>10.3f}{median[phase] / median['total']:>9.0%}")
     print(f"{'total':<22}{median['total']:>10.2f}")
     print(f"model load {load_s:.1f} s; peak RSS {peak_rss_gib():.2f} GiB; torch threads {torch.get_num_threads()}")
 

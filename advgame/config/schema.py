@@ -147,6 +147,13 @@ class GameConfig(Section):
             "neither judged nor trained on these."
         ),
     )
+    penalize_truncated_answers: bool = Field(
+        True,
+        description=(
+            "An answer cut at max_new_tokens scores −1 (the paper). false: the judge scores it like any other "
+            "answer; for CPU demos, whose answers are capped so short that nearly all of them are cut."
+        ),
+    )
     train_attacker: bool = Field(True, description="Update the Attacker (false = fixed, untrained attacker ablation).")
     train_defender: bool = Field(True, description="Update the Defender.")
 

@@ -77,15 +77,18 @@ def defend(
     num_samples: int,
     seed: int,
     return_logprobs: bool = False,
+    penalize_truncated: bool = True,
 ) -> None:
-    """Step 3: the Defender answers each faithful rewrite `num_samples` times. It sees the rewrite only."""
+    """Step 3: the Defender answers each faithful rewrite `num_samples` times. It sees the rewrite only.
+
+    An answer cut at the length cap scores −1, unless `penalize_truncated` is off (then it is judged)."""
     todo = [r for r in rewrites(tree) if r.status == RewriteStatus.OK]
     with defender.sampling_weights():
         outs = defender.backend.generate(
             [r.prompt for r in todo], sampling, num_samples=num_samples, seed=seed, return_logprobs=return_logprobs
         )
     for i, completion in enumerate(outs):
-        status = AnswerStatus.TRUNCATED if completion.truncated else AnswerStatus.OK
+        status = AnswerStatus.TRUNCATED if completion.truncated and penalize_truncated else AnswerStatus.OK
         todo[i // num_samples].answers.append(Answer(completion=completion, status=status))
     for rewrite in todo:
         if not any(a.status == AnswerStatus.OK for a in rewrite.answers):

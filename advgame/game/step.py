@@ -81,6 +81,7 @@ def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timin
     rollout.defend(
         tree, game.defender, cfg.defender_sampling, num_samples=g.num_defender_samples,
         seed=derive_seed(cfg.seed, step, split, "defender"), return_logprobs=want_logprobs,
+        penalize_truncated=g.penalize_truncated_answers,
     )
     timings["defender_generation"] += _lap(t)
 

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import torch
+import transformers
 
 from advgame.backends.hf import HFBackend
 from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 def build_players(cfg: RunConfig) -> tuple[Player, Player]:
     """Attacker and Defender; in self-play one shared Player (the `attacker` model) plays both roles."""
+    transformers.utils.logging.disable_progress_bar()  # the run has its own progress bar
     if cfg.game.mode == "self_play":
         shared = _player("shared", cfg.attacker, cfg)
         return shared, shared

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -54,7 +53,6 @@ def train(
     stop_after: int | None = None,
     judge_overrides: dict | None = None,
     backend_overrides: dict | None = None,
-    on_step: Callable[[int, dict], None] | None = None,
 ) -> Path:
     """Train; returns the run directory. `stop_after` ends the process's work after that many steps of
     this call (as if killed right after a checkpoint), which tests use to exercise resume."""
@@ -101,8 +99,6 @@ def train(
             if rollout_log:
                 rollout_log.write([rec for split, tree in trees.items() for rec in tree_records(tree, done, split)])
             progress.step(done, metrics)
-            if on_step:
-                on_step(done, metrics)
             if done % cfg.train.validate_every_n_steps == 0 or done == cfg.train.steps:
                 progress.validation(validation(done))
             if done % cfg.checkpoint.every_n_steps == 0 or done == cfg.train.steps or done == end:
