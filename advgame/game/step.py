@@ -61,10 +61,15 @@ def trained_roles(cfg: RunConfig, step: int) -> tuple[str, ...]:
     return tuple(roles)
 
 
+def uses_sampler_logprobs(cfg: RunConfig) -> bool:
+    """On-policy GRPO with a truncated importance weight needs the sampler's per-token log-probs."""
+    return cfg.loss.type == "grpo" and cfg.loss.is_cap is not None and not cfg.ema.sample_from_ema
+
+
 def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter) -> list[SeedNode]:
     """Steps 1-5: grow and score the rollout tree of one split."""
     cfg, g = game.cfg, game.cfg.game
-    want_logprobs = cfg.loss.type == "grpo" and cfg.loss.is_cap is not None and not cfg.ema.sample_from_ema
+    want_logprobs = uses_sampler_logprobs(cfg)
 
     t = time.perf_counter()
     tree = rollout.attack(
@@ -106,8 +111,7 @@ def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...]) -> 
         player = game.attacker if role == "attacker" else game.defender
         if cfg.loss.type == "grpo":
             batch = signals.attacker_rollouts(tree) if role == "attacker" else signals.defender_rollouts(tree)
-            use_mu = cfg.loss.is_cap is not None and not cfg.ema.sample_from_ema
-            stats = update.grpo_backward(player, batch, cfg.loss, cfg.train.microbatch_size, use_mu)
+            stats = update.grpo_backward(player, batch, cfg.loss, cfg.train.microbatch_size, uses_sampler_logprobs(cfg))
         else:
             batch = signals.attacker_pairs(tree) if role == "attacker" else signals.defender_pairs(tree)
             stats = update.preference_backward(player, batch, cfg.loss, cfg.train.microbatch_size)
@@ -115,7 +119,7 @@ def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...]) -> 
         metrics[f"{role}/loss"] = stats.loss
         for key, value in (stats.extra or {}).items():
             metrics[f"{role}/{key}"] = value
-        if update.global_sum(len(batch)) > 0:
+        if stats.total > 0:
             stepped[id(player)] = player
     for player in stepped.values():
         metrics[f"{player.name}/grad_norm"] = update.optimizer_step(player, cfg.optim.max_grad_norm)

@@ -41,6 +41,7 @@ def _chunks(seq: Sequence, size: int):
 class LossStats:
     loss: float = 0.0
     count: int = 0  # pairs or rollouts on this process
+    total: float = 0.0  # pairs or rollouts on all processes: the optimiser steps only when > 0
     extra: dict[str, float] | None = None
 
 
@@ -48,7 +49,7 @@ def preference_backward(player: Player, pairs: Sequence[Pair], cfg: LossConfig, 
     """Accumulate ∇ of mean-over-global-pairs DPO/IPO loss into the player's gradients."""
     total = global_sum(len(pairs))
     if total == 0 or not pairs:
-        return LossStats()
+        return LossStats(total=total)
     pad = player.tokenizer.pad_token_id
     loss_fn = dpo_loss if cfg.type == "dpo" else ipo_loss
     batches = list(_chunks(pairs, microbatch))
@@ -65,7 +66,8 @@ def preference_backward(player: Player, pairs: Sequence[Pair], cfg: LossConfig, 
         value += per_pair.detach().sum().item()
         margins.append(((pol_c - ref_c) - (pol_r - ref_r)).detach())
     margin = torch.cat(margins)
-    return LossStats(value / len(pairs), len(pairs), {"margin": margin.mean().item(), "accuracy": (margin > 0).float().mean().item()})
+    extra = {"margin": margin.mean().item(), "accuracy": (margin > 0).float().mean().item()}
+    return LossStats(value / len(pairs), len(pairs), total, extra)
 
 
 def _pair_logprobs(model, pairs: Sequence[Pair], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +84,7 @@ def grpo_backward(
     """Accumulate ∇ of the GRPO loss, averaged over the global number of rollouts."""
     total = global_sum(len(rollouts))
     if total == 0 or not rollouts:
-        return LossStats()
+        return LossStats(total=total)
     adv, _ = grpo_advantages(
         [r.reward for r in rollouts], [r.group for r in rollouts], mode=cfg.advantage, scale=cfg.scale_advantage
     )
@@ -106,7 +108,8 @@ def grpo_backward(
         (out.loss / total).backward()
         value += out.loss.item()
         kl += out.kl.item() * len(mb)
-    return LossStats(value / len(rollouts), len(rollouts), {"kl": kl / len(rollouts), "advantage_abs": adv.abs().mean().item()})
+    extra = {"kl": kl / len(rollouts), "advantage_abs": adv.abs().mean().item()}
+    return LossStats(value / len(rollouts), len(rollouts), total, extra)
 
 
 def all_reduce_grads(model: torch.nn.Module) -> None:
