@@ -17,7 +17,23 @@ PRESETS = sorted((ROOT / "configs").rglob("*.yaml"))
 
 def test_there_are_presets():
     names = {p.stem for p in PRESETS}
-    assert {"cpu_demo", "qwen25_dpo_md", "qwen25_ipo_md", "qwen25_grpo"} <= names
+    assert {"cpu_demo", "qwen25_dpo_md", "qwen25_ipo_md", "qwen25_grpo", "llama31_dpo_md", "llama31_ipo_md",
+            "llama31_grpo"} <= names
+    assert {"qwen25_dpo_no_ema", "qwen25_dpo_pointwise", "qwen25_dpo_fixed_attacker", "qwen25_dpo_nonoptimistic",
+            "qwen25_dpo_nothink", "qwen25_dpo_small_judge", "qwen25_self_play", "qwen25_sequential"} <= names
+
+
+def test_ablation_and_baseline_presets_change_what_they_name():
+    no_ema = load_config(ROOT / "configs/ablations/qwen25_dpo_no_ema.yaml")
+    assert not no_ema.ema.sample_from_ema and not no_ema.ema.ema_as_reference and no_ema.loss.type == "dpo"
+    assert load_config(ROOT / "configs/ablations/qwen25_dpo_pointwise.yaml").judges.default.mode == "pointwise"
+    assert not load_config(ROOT / "configs/ablations/qwen25_dpo_fixed_attacker.yaml").game.train_attacker
+    assert not load_config(ROOT / "configs/ablations/qwen25_dpo_nonoptimistic.yaml").game.optimistic_attacker
+    assert load_config(ROOT / "configs/ablations/qwen25_dpo_nothink.yaml").game.attacker_format == "nothink"
+    assert load_config(ROOT / "configs/ablations/qwen25_dpo_small_judge.yaml").judges.default.model == "Qwen/Qwen2.5-7B-Instruct"
+    assert load_config(ROOT / "configs/baselines/qwen25_self_play.yaml").game.mode == "self_play"
+    seq = load_config(ROOT / "configs/baselines/qwen25_sequential.yaml")
+    assert seq.game.mode == "sequential" and seq.game.phase_steps == 50
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
