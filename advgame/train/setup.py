@@ -64,7 +64,7 @@ def _judge_backend(jcfg: JudgeConfig, attacker: Player, defender: Player) -> HFB
     if jcfg.model in ("attacker", "defender"):
         player = attacker if jcfg.model == "attacker" else defender
         return HFBackend(player.model, player.tokenizer, name=f"policy:{jcfg.model}")
-    model, tokenizer = load_model(ModelConfig(path=jcfg.model, finetune="full"))
+    model, tokenizer = load_model(ModelConfig(path=jcfg.model, finetune="full", dtype="auto"))
     model.requires_grad_(False).eval()
     return HFBackend(model, tokenizer, name=jcfg.model)
 
