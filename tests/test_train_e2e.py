@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from advgame.train.checkpoint import load_checkpoint
 
 from advgame.config import validate_config
 from advgame.models.tiny import tiny_tokenizer
+from advgame.train.checkpoint import load_checkpoint
 from advgame.train.trainer import train
 from tests.scripted import ScriptedBackend, ScriptedJudge
 
@@ -220,3 +220,19 @@ def test_cli_train_killed_then_resumed(tmp_path):
     assert load_checkpoint(run_dir)[1]["step"] == 6
     steps = [r["step"] for r in train_rows(run_dir)]
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no duplicated lines after the resume
+
+
+def test_failing_llm_judge_is_counted_and_never_scored(tmp_path):
+    """A real LLM judge (the tiny Defender judging through its own weights) writes gibberish: every
+    judgment fails, is counted per role, and no pair is made from it."""
+    judge = {"kind": "model", "model": "defender", "max_new_tokens": 4, "temperature": 0.0}
+    cfg = tiny_config(tmp_path, judges={"default": judge}, train__steps=1)
+    _, backends = scripted(cfg)
+    run_dir = train(cfg, tmp_path / "run", backend_overrides=backends)
+    row = train_rows(run_dir)[0]
+    assert row["judge/faithfulness/failures"] > 0 and row["judge/faithfulness/failures"] == row["judge/faithfulness/calls"]
+    for split in ("harmful", "benign"):
+        assert row[f"{split}/defender/pairs"] == 0
+        # −1 (format) against "no reward" (judge failed) is not a comparison: no attacker pair either
+        assert row[f"{split}/attacker/pairs"] == 0
+        assert row[f"{split}/attacker/rate_faith_judge_failed"] > 0

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from advgame.data.seeds import SeedPrompt
-
 from advgame.config.schema import SamplingConfig
+from advgame.data.seeds import SeedPrompt
 from advgame.game.scoring import DEFENDER_RUBRIC, Group, RoleJudge, score_groups
 from advgame.player import Player
 
