@@ -22,6 +22,7 @@ floor on the seed), and its cosine with the seed is at least FAITH_THRESHOLD.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -125,13 +126,18 @@ def redirect_cues(text: str) -> int:
 def _load_wordllama():
     global _WORDLLAMA
     if _WORDLLAMA is None:
+        root = logging.getLogger()
+        level, handlers = root.level, list(root.handlers)
         try:
-            import wordllama
+            import wordllama  # its import calls logging.basicConfig(level=INFO) on the root logger: undone below
             from wordllama import WordLlama
 
             _WORDLLAMA = WordLlama.load(cache_dir=os.path.dirname(wordllama.__file__), disable_download=True)
         except Exception:  # noqa: BLE001 - missing package or files: fall back to lexical similarity
             _WORDLLAMA = False
+        finally:
+            root.setLevel(level)
+            root.handlers[:] = handlers
     return _WORDLLAMA or None
 
 
