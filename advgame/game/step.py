@@ -46,6 +46,10 @@ class Game:
     defender: Player
     judges: GameJudges
 
+    def players(self) -> list[Player]:
+        """The distinct players: one in self-play, two otherwise."""
+        return [self.attacker] if self.attacker is self.defender else [self.attacker, self.defender]
+
 
 def derive_seed(*parts: object) -> int:
     """A 31-bit seed from the run seed, step, split and role: reproducible, and the same after a resume."""
@@ -157,7 +161,7 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
         trees[split] = tree
 
     t = time.perf_counter()
-    for player in _distinct(game.attacker, game.defender):
+    for player in game.players():
         player.end_step()
         if player.scheduler is not None:
             with warnings.catch_warnings():  # a player that had no signal this step did not step its optimiser
@@ -168,9 +172,3 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
     metrics.update({f"time/{k}": v for k, v in timings.items()})
     return metrics, trees
 
-
-def _distinct(*players: Player) -> list[Player]:
-    seen: dict[int, Player] = {}
-    for p in players:
-        seen.setdefault(id(p), p)
-    return list(seen.values())

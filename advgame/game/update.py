@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from advgame.config.schema import LossConfig
 from advgame.game.signals import Pair, Rollout
-from advgame.losses import dpo_loss, grpo_advantages, grpo_loss, ipo_loss
+from advgame.losses import dpo_loss, grpo_advantages, grpo_loss, ipo_loss, preference_margin
 from advgame.player import Player
 from advgame.policy.chat import pack_right_aligned
 from advgame.policy.logprobs import completion_logprobs
@@ -39,8 +39,7 @@ def _chunks(seq: Sequence, size: int):
 
 @dataclass
 class LossStats:
-    loss: float = 0.0
-    count: int = 0  # pairs or rollouts on this process
+    loss: float = 0.0  # mean over this process's pairs or rollouts
     total: float = 0.0  # pairs or rollouts on all processes: the optimiser steps only when > 0
     extra: dict[str, float] | None = None
 
@@ -64,10 +63,10 @@ def preference_backward(player: Player, pairs: Sequence[Pair], cfg: LossConfig, 
         per_pair = loss_fn(pol_c, pol_r, ref_c, ref_r, cfg.beta)
         (per_pair.sum() / total).backward()
         value += per_pair.detach().sum().item()
-        margins.append(((pol_c - ref_c) - (pol_r - ref_r)).detach())
+        margins.append(preference_margin(pol_c, pol_r, ref_c, ref_r).detach())
     margin = torch.cat(margins)
     extra = {"margin": margin.mean().item(), "accuracy": (margin > 0).float().mean().item()}
-    return LossStats(value / len(pairs), len(pairs), total, extra)
+    return LossStats(value / len(pairs), total, extra)
 
 
 def _pair_logprobs(model, pairs: Sequence[Pair], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,14 +88,16 @@ def grpo_backward(
         [r.reward for r in rollouts], [r.group for r in rollouts], mode=cfg.advantage, scale=cfg.scale_advantage
     )
     pad = player.tokenizer.pad_token_id
-    batches = [(mb, adv[i:i + microbatch]) for i, mb in zip(range(0, len(rollouts), microbatch), _chunks(rollouts, microbatch))]
-    refs = []
+    batches = [(rollouts[i:i + microbatch], adv[i:i + microbatch]) for i in range(0, len(rollouts), microbatch)]
+
+    def logprobs(mb: Sequence[Rollout]):
+        return completion_logprobs(player.model, [r.prompt_ids for r in mb], [r.completion_ids for r in mb], pad)
+
     with torch.no_grad(), player.reference_weights():
-        for mb, _ in batches:
-            refs.append(completion_logprobs(player.model, [r.prompt_ids for r in mb], [r.completion_ids for r in mb], pad))
+        refs = [logprobs(mb) for mb, _ in batches]
     value, kl = 0.0, 0.0
     for (mb, mb_adv), ref in zip(batches, refs, strict=True):
-        pol = completion_logprobs(player.model, [r.prompt_ids for r in mb], [r.completion_ids for r in mb], pad)
+        pol = logprobs(mb)
         sampler = None
         if use_sampler_logprobs and all(r.sampler_logprobs is not None for r in mb):
             sampler, _ = pack_right_aligned([r.sampler_logprobs for r in mb], pol.tokens.shape[1])
@@ -109,7 +110,7 @@ def grpo_backward(
         value += out.loss.item()
         kl += out.kl.item() * len(mb)
     extra = {"kl": kl / len(rollouts), "advantage_abs": adv.abs().mean().item()}
-    return LossStats(value / len(rollouts), len(rollouts), total, extra)
+    return LossStats(value / len(rollouts), total, extra)
 
 
 def all_reduce_grads(model: torch.nn.Module) -> None:

@@ -25,7 +25,6 @@ from advgame.game.step import Game, derive_seed, game_step
 from advgame.game.tree import tree_records
 from advgame.game.validation import validate
 from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, is_refusal
-from advgame.player import Player
 from advgame.train.checkpoint import (
     flatten_optimizer_state,
     load_checkpoint,
@@ -145,14 +144,10 @@ def judge_failure_metrics(game: Game) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------- checkpoints
 
 
-def _players(game: Game) -> list[Player]:
-    return [game.attacker] if game.attacker is game.defender else [game.attacker, game.defender]
-
-
 def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: int) -> Path:
     tensors: dict[str, dict[str, torch.Tensor]] = {}
     state: dict = {"step": step, "data": {c: s.state_dict() for c, s in data.train.items()}, "players": {}}
-    for p in _players(game):
+    for p in game.players():
         tensors[p.name] = {n: t.detach() for n, t in p.model.named_parameters() if t.requires_grad}
         if p.ema is not None:
             tensors[f"{p.name}_ema"] = p.ema.state_dict()
@@ -175,7 +170,7 @@ def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: 
 def restore(run_dir: Path, game: Game, data: SeedData) -> int:
     """Load the latest checkpoint of `run_dir` into the game; returns the step to continue from."""
     tensors, state, path = load_checkpoint(run_dir)
-    for p in _players(game):
+    for p in game.players():
         params = dict(p.model.named_parameters())
         with torch.no_grad():
             for name, value in tensors[p.name].items():
@@ -202,7 +197,7 @@ def restore(run_dir: Path, game: Game, data: SeedData) -> int:
 
 def export_players(game: Game, out_dir: Path) -> None:
     """Save each trained player in Hugging Face format (peft adapter for LoRA, full weights otherwise)."""
-    for p in _players(game):
+    for p in game.players():
         target = out_dir / p.name
         p.model.save_pretrained(target, safe_serialization=True)
         p.tokenizer.save_pretrained(target)
