@@ -1,6 +1,6 @@
 """The `advgame` command: train, eval, redteam, serve, report.
 
-Every subcommand has --help. Subcommands whose capability has not landed yet say so and exit 2.
+Every subcommand has --help and lives in its own package's `cli.py` (`register(sub)` adds it).
 Configuration errors print one line naming the key, the value and what is allowed, and exit 1,
 before any model is loaded.
 """
@@ -12,17 +12,12 @@ import sys
 from pathlib import Path
 
 from advgame import __version__
+from advgame.eval.cli import register as register_eval
+from advgame.redteam.cli import register as register_redteam
+from advgame.report.cli import register as register_report
+from advgame.serve.cli import register as register_serve
 
 EXIT_CONFIG_ERROR = 1
-EXIT_NOT_BUILT = 2
-
-
-def _not_built(what: str):
-    def run(args: argparse.Namespace) -> int:
-        print(f"advgame {args.command}: {what} is not built yet in advgame {__version__}.", file=sys.stderr)
-        return EXIT_NOT_BUILT
-
-    return run
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -71,15 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     train.set_defaults(run=_train)
 
-    for name, summary, what in [
-        ("eval", "score a model on safety, over-refusal and utility benchmarks", "the evaluation suite"),
-        ("redteam", "run the trained Attacker, PAIR, TAP and GCG against a target", "red-teaming"),
-        ("serve", "serve a checkpoint over an OpenAI-compatible API", "the server"),
-        ("report", "render a run's curves and results as an HTML page", "reporting"),
-    ]:
-        p = sub.add_parser(name, help=f"{summary} (not built yet)", description=f"{summary[0].upper()}{summary[1:]}.")
-        p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(run=_not_built(what))
+    for register in (register_eval, register_redteam, register_serve, register_report):
+        register(sub)
     return parser
 
 

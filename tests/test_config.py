@@ -128,10 +128,7 @@ def test_cli_print_config_resolves_overrides():
     assert yaml.safe_load(result.stdout)["loss"]["beta"] == 0.25
 
 
-def test_cli_version_help_and_unbuilt_commands():
+def test_cli_version_and_help():
     assert _advgame("--version").stdout.startswith("advgame ")
     for command in ["train", "eval", "redteam", "serve", "report"]:
         assert _advgame(command, "--help").returncode == 0
-    for command in ["eval", "redteam", "serve", "report"]:
-        result = _advgame(command)
-        assert result.returncode == 2 and "not built yet" in result.stderr

@@ -1,0 +1,1 @@
+"""The evaluation suite: benchmarks, classifiers, generation, metrics, results (`advgame eval`)."""

@@ -1,0 +1,1 @@
+"""HTML reports of runs and results with PNG figures (`advgame report`)."""
