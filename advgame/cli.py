@@ -8,6 +8,7 @@ before any model is loaded.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -41,9 +42,24 @@ def _train(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
         return 0
+    if args.num_processes > 1 and "WORLD_SIZE" not in os.environ:
+        return _relaunch(args)
     from advgame.train.run import run_training
 
     return run_training(cfg, run_dir=args.run_dir or args.resume, resume=bool(args.resume))
+
+
+def _relaunch(args: argparse.Namespace) -> int:
+    """`advgame train --num-processes N ...` = `torchrun --standalone --nproc-per-node N -m advgame train ...`."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.num_processes}",
+           "-m", "advgame", "train"]
+    cmd += [args.config] if args.config else []
+    cmd += args.overrides
+    cmd += ["--run-dir", args.run_dir] if args.run_dir else []
+    cmd += ["--resume", args.resume] if args.resume else []
+    return subprocess.call(cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     train.add_argument("--run-dir", help="output directory (default: OUTPUT_DIR/NAME from the config)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    train.add_argument(
+        "--num-processes", type=int, default=1, metavar="N",
+        help="data-parallel processes on this machine (relaunches under torchrun; `accelerate launch -m advgame "
+        "train ...` and `torchrun` work too)",
+    )
     train.set_defaults(run=_train)
 
     for register in (register_eval, register_redteam, register_serve, register_report):

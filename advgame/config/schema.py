@@ -247,6 +247,11 @@ class TrainConfig(Section):
         0.0, ge=0, description="Defender temperature at validation (0 = greedy, comparable across steps)."
     )
     microbatch_size: int = Field(8, gt=0, description="Pairs (or rollouts) per forward/backward; gradients accumulate.")
+    dist_timeout_s: float = Field(
+        600.0, gt=0,
+        description="Multi-process runs: a collective (gradient all-reduce, barrier) that waits longer than this fails "
+        "the run instead of hanging.",
+    )
 
 
 class RunConfig(Section):
@@ -268,3 +273,24 @@ class RunConfig(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Checkpointing.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Run length.")
+    shared_base: bool = Field(
+        False,
+        description=(
+            "One-GPU memory mode: both players are LoRA adapters of one frozen base model (stored once). Needs "
+            "attacker.finetune=defender.finetune='lora' and the same path, revision, dtype and device."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _shared_base_fits(self) -> RunConfig:
+        if not self.shared_base:
+            return self
+        if self.game.mode == "self_play":
+            raise ValueError("shared_base: self_play already uses one model; set shared_base=false")
+        for role in ("attacker", "defender"):
+            if getattr(self, role).finetune != "lora":
+                raise ValueError(f"shared_base needs {role}.finetune='lora'")
+        for key in ("path", "revision", "dtype", "device", "gradient_checkpointing"):
+            if getattr(self.attacker, key) != getattr(self.defender, key):
+                raise ValueError(f"shared_base needs the same {key} for attacker and defender (one base model)")
+        return self

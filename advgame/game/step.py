@@ -19,6 +19,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 
+from advgame import distributed
 from advgame.config.schema import RunConfig
 from advgame.data.seeds import SeedPrompt
 from advgame.game import rollout, scoring, signals, update
@@ -73,12 +74,14 @@ def uses_sampler_logprobs(cfg: RunConfig) -> bool:
 def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter) -> list[SeedNode]:
     """Steps 1-5: grow and score the rollout tree of one split."""
     cfg, g = game.cfg, game.cfg.game
+    rank = distributed.info()
+    shard_tag = (f"rank{rank.rank}",) if rank.world_size > 1 else ()  # each process samples its own noise
     want_logprobs = uses_sampler_logprobs(cfg)
 
     t = time.perf_counter()
     tree = rollout.attack(
         seeds, game.attacker, cfg.attacker_sampling, num_samples=g.num_attacker_samples, fmt=g.attacker_format,
-        seed=derive_seed(cfg.seed, step, split, "attacker"), return_logprobs=want_logprobs, direct_seeds=g.direct_seeds,
+        seed=derive_seed(cfg.seed, step, split, "attacker", *shard_tag), return_logprobs=want_logprobs, direct_seeds=g.direct_seeds,
     )
     timings["attacker_generation"] += _lap(t)
 
@@ -89,7 +92,7 @@ def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timin
     t = time.perf_counter()
     rollout.defend(
         tree, game.defender, cfg.defender_sampling, num_samples=g.num_defender_samples,
-        seed=derive_seed(cfg.seed, step, split, "defender"), return_logprobs=want_logprobs,
+        seed=derive_seed(cfg.seed, step, split, "defender", *shard_tag), return_logprobs=want_logprobs,
         penalize_truncated=g.penalize_truncated_answers,
     )
     timings["defender_generation"] += _lap(t)
@@ -119,7 +122,7 @@ def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...]) -> 
         else:
             batch = signals.attacker_pairs(tree) if role == "attacker" else signals.defender_pairs(tree)
             stats = update.preference_backward(player, batch, cfg.loss, cfg.train.microbatch_size)
-        metrics[f"{role}/{'rollouts' if cfg.loss.type == 'grpo' else 'pairs'}"] = len(batch)
+        metrics[f"{role}/{'rollouts' if cfg.loss.type == 'grpo' else 'pairs'}"] = stats.total  # all processes
         metrics[f"{role}/loss"] = stats.loss
         for key, value in (stats.extra or {}).items():
             metrics[f"{role}/{key}"] = value
@@ -147,7 +150,10 @@ def tree_metrics(tree: list[SeedNode]) -> dict[str, float]:
 
 
 def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tuple[dict[str, float], dict[str, list[SeedNode]]]:
-    """One game step over both splits; returns metrics ('harmful/defender/reward', 'time/...', ...) and trees."""
+    """One game step over both splits; returns metrics ('harmful/defender/reward', 'time/...', ...) and trees.
+
+    Under data parallelism `batches` is this process's shard; the returned metrics and trees cover the
+    global batch (every process's tree), the same on every process."""
     roles = trained_roles(game.cfg, step)
     timings: Counter = Counter()
     metrics: dict[str, float] = {}
@@ -155,10 +161,10 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
     for split in SPLITS:
         tree = play_split(game, batches[split], step, split, timings)
         t = time.perf_counter()
-        split_metrics = {**tree_metrics(tree), **update_players(game, tree, roles)}
+        update_metrics = update_players(game, tree, roles)
         timings["updates"] += _lap(t)
-        metrics.update({f"{split}/{k}": v for k, v in split_metrics.items()})
-        trees[split] = tree
+        trees[split] = distributed.gather_concat(tree)
+        metrics.update({f"{split}/{k}": v for k, v in {**tree_metrics(trees[split]), **update_metrics}.items()})
 
     t = time.perf_counter()
     for player in game.players():

@@ -32,6 +32,25 @@ def global_sum(value: float) -> float:
     return float(t.item())
 
 
+def _global_advantages(rollouts: Sequence[Rollout], cfg: LossConfig) -> torch.Tensor:
+    """GRPO advantages over the global batch (group ids made distinct per process); this process's slice."""
+    rewards = [r.reward for r in rollouts]
+    groups = [r.group for r in rollouts]
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return grpo_advantages(rewards, groups, mode=cfg.advantage, scale=cfg.scale_advantage)[0]
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, (rewards, groups))
+    all_rewards, all_groups, start = [], [], 0
+    for rank, (r, g) in enumerate(parts):
+        if rank == dist.get_rank():
+            start = len(all_rewards)
+        offset = max(all_groups, default=-1) + 1
+        all_rewards += r
+        all_groups += [x + offset for x in g]
+    adv, _ = grpo_advantages(all_rewards, all_groups, mode=cfg.advantage, scale=cfg.scale_advantage)
+    return adv[start:start + len(rollouts)]
+
+
 def _chunks(seq: Sequence, size: int):
     for start in range(0, len(seq), size):
         yield seq[start:start + size]
@@ -39,16 +58,24 @@ def _chunks(seq: Sequence, size: int):
 
 @dataclass
 class LossStats:
-    loss: float = 0.0  # mean over this process's pairs or rollouts
+    loss: float = 0.0  # mean over the global batch (all processes) of the per-pair or per-rollout loss
     total: float = 0.0  # pairs or rollouts on all processes: the optimiser steps only when > 0
-    extra: dict[str, float] | None = None
+    extra: dict[str, float] | None = None  # global means as well
+
+
+def _global_means(sums: dict[str, float], total: float) -> dict[str, float]:
+    """Per-item means over all processes of locally summed values."""
+    return {k: global_sum(v) / total for k, v in sums.items()}
 
 
 def preference_backward(player: Player, pairs: Sequence[Pair], cfg: LossConfig, microbatch: int) -> LossStats:
     """Accumulate ∇ of mean-over-global-pairs DPO/IPO loss into the player's gradients."""
     total = global_sum(len(pairs))
-    if total == 0 or not pairs:
+    if total == 0:
         return LossStats(total=total)
+    if not pairs:  # other processes have pairs: join their collectives with zeros
+        sums = _global_means({"loss": 0.0, "margin": 0.0, "accuracy": 0.0}, total)
+        return LossStats(sums.pop("loss"), total, sums)
     pad = player.tokenizer.pad_token_id
     loss_fn = dpo_loss if cfg.type == "dpo" else ipo_loss
     batches = list(_chunks(pairs, microbatch))
@@ -65,8 +92,10 @@ def preference_backward(player: Player, pairs: Sequence[Pair], cfg: LossConfig, 
         value += per_pair.detach().sum().item()
         margins.append(preference_margin(pol_c, pol_r, ref_c, ref_r).detach())
     margin = torch.cat(margins)
-    extra = {"margin": margin.mean().item(), "accuracy": (margin > 0).float().mean().item()}
-    return LossStats(value / len(pairs), total, extra)
+    sums = _global_means(
+        {"loss": value, "margin": margin.sum().item(), "accuracy": (margin > 0).float().sum().item()}, total
+    )
+    return LossStats(sums.pop("loss"), total, sums)
 
 
 def _pair_logprobs(model, pairs: Sequence[Pair], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,11 +111,12 @@ def grpo_backward(
 ) -> LossStats:
     """Accumulate ∇ of the GRPO loss, averaged over the global number of rollouts."""
     total = global_sum(len(rollouts))
-    if total == 0 or not rollouts:
+    if total == 0:
         return LossStats(total=total)
-    adv, _ = grpo_advantages(
-        [r.reward for r in rollouts], [r.group for r in rollouts], mode=cfg.advantage, scale=cfg.scale_advantage
-    )
+    adv = _global_advantages(rollouts, cfg)
+    if not rollouts:
+        sums = _global_means({"loss": 0.0, "kl": 0.0, "advantage_abs": 0.0}, total)
+        return LossStats(sums.pop("loss"), total, sums)
     pad = player.tokenizer.pad_token_id
     batches = [(rollouts[i:i + microbatch], adv[i:i + microbatch]) for i in range(0, len(rollouts), microbatch)]
 
@@ -109,26 +139,41 @@ def grpo_backward(
         (out.loss / total).backward()
         value += out.loss.item()
         kl += out.kl.item() * len(mb)
-    extra = {"kl": kl / len(rollouts), "advantage_abs": adv.abs().mean().item()}
-    return LossStats(value / len(rollouts), total, extra)
+    sums = _global_means({"loss": value, "kl": kl, "advantage_abs": adv.abs().sum().item()}, total)
+    return LossStats(sums.pop("loss"), total, sums)
 
 
-def all_reduce_grads(model: torch.nn.Module) -> None:
-    """Sum gradients across processes (no-op in a single process)."""
+def all_reduce_grads(params: Sequence[torch.nn.Parameter], bucket_numel: int = 2**25) -> None:
+    """Sum gradients across processes in flat buckets (no-op in a single process). Every process must pass
+    the same parameters with a gradient tensor (zeros where it had no signal), or the collective hangs."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
-    for p in model.parameters():
-        if p.requires_grad and p.grad is not None:
-            dist.all_reduce(p.grad)
+    bucket: list[torch.Tensor] = []
+
+    def flush() -> None:
+        flat = torch.cat([g.reshape(-1) for g in bucket])
+        dist.all_reduce(flat)
+        offset = 0
+        for g in bucket:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+        bucket.clear()
+
+    for p in params:
+        if bucket and (sum(g.numel() for g in bucket) + p.numel() > bucket_numel or bucket[0].dtype != p.grad.dtype):
+            flush()
+        bucket.append(p.grad)
+    if bucket:
+        flush()
 
 
 def optimizer_step(player: Player, max_grad_norm: float | None) -> float:
     """All-reduce, clip and apply the accumulated gradients; returns the pre-clip gradient norm."""
     params = [p for p in player.model.parameters() if p.requires_grad]
-    all_reduce_grads(player.model)
     for p in params:
-        if p.grad is None:
+        if p.grad is None:  # a process without pairs (or a parameter without signal) still joins the sum
             p.grad = torch.zeros_like(p)
+    all_reduce_grads(params)
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm else float("inf"))
     player.optimizer.step()
     player.optimizer.zero_grad(set_to_none=True)

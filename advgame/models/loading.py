@@ -60,8 +60,9 @@ def resolve_model_source(path: str) -> str:
     return path  # a hub id
 
 
-def load_model(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model (on its device and dtype, trainable as configured) and a left-padding tokenizer."""
+def load_model(cfg: ModelConfig, trainable: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model (on its device and dtype, trainable as configured; frozen with `trainable=False`) and a
+    left-padding tokenizer."""
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.path.startswith(TINY_PREFIX):
@@ -82,6 +83,8 @@ def load_model(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if not trainable:
+        return model.requires_grad_(False), tokenizer
     return make_trainable(model, cfg.finetune, cfg.lora), tokenizer
 
 
@@ -101,19 +104,21 @@ def make_trainable(model: PreTrainedModel, finetune: str, lora: LoraConfig) -> t
     if finetune == "full":
         model.requires_grad_(True)
         return model
-    from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    peft_cfg = PeftLoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
     with warnings.catch_warnings():  # peft calls a transformers API deprecated for v6
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return get_peft_model(model, peft_cfg)
+        return get_peft_model(model, peft_lora_config(lora))
+
+
+def peft_lora_config(lora: LoraConfig):
+    """Our LoRA settings as a peft LoraConfig for a causal LM."""
+    from peft import LoraConfig as PeftLoraConfig
+
+    return PeftLoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:

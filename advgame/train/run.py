@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -34,5 +35,6 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
     except KeyboardInterrupt:
         print(f"\nadvgame train: interrupted; continue with: advgame train --resume {target}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"run finished: {out}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run finished: {out}")
     return EXIT_OK

@@ -14,7 +14,8 @@ from advgame.data.seeds import SeedPrompt, SeedStream, load_seeds, split_heldout
 from advgame.game.scoring import RoleJudge
 from advgame.game.step import Game, GameJudges
 from advgame.judges.factory import build_judge
-from advgame.models.loading import load_model
+from advgame.models.loading import load_model, peft_lora_config
+from advgame.models.shared_base import PLAYER_ADAPTERS, shared_base_views
 from advgame.player import Player
 from advgame.train.optim import build_optimizer, build_scheduler
 
@@ -27,12 +28,27 @@ def build_players(cfg: RunConfig) -> tuple[Player, Player]:
     if cfg.game.mode == "self_play":
         shared = _player("shared", cfg.attacker, cfg)
         return shared, shared
+    if cfg.shared_base:
+        return _shared_base_players(cfg)
     return _player("attacker", cfg.attacker, cfg), _player("defender", cfg.defender, cfg)
 
 
 def _player(name: str, model_cfg: ModelConfig, cfg: RunConfig) -> Player:
     torch.manual_seed(cfg.seed)  # LoRA initialisation is random: make it a function of the run seed
-    player = Player.load(name, model_cfg, cfg.ema)
+    return _with_optimizer(Player.load(name, model_cfg, cfg.ema), cfg)
+
+
+def _shared_base_players(cfg: RunConfig) -> tuple[Player, Player]:
+    """Both players as LoRA adapters of one frozen base model (one-GPU memory mode)."""
+    base, tokenizer = load_model(cfg.attacker, trainable=False)
+    torch.manual_seed(cfg.seed)
+    views = shared_base_views(base, {"attacker": peft_lora_config(cfg.attacker.lora),
+                                     "defender": peft_lora_config(cfg.defender.lora)})
+    players = [Player(name=n, model=views[n], tokenizer=tokenizer, ema_cfg=cfg.ema) for n in PLAYER_ADAPTERS]
+    return tuple(_with_optimizer(p, cfg) for p in players)
+
+
+def _with_optimizer(player: Player, cfg: RunConfig) -> Player:
     player.optimizer = build_optimizer(player.model, cfg.optim)
     player.scheduler = build_scheduler(player.optimizer, cfg.train.steps, cfg.optim)
     return player

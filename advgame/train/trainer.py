@@ -20,10 +20,12 @@ from pathlib import Path
 import torch
 import yaml
 
+from advgame import distributed
 from advgame.config.schema import RunConfig
 from advgame.game.step import Game, derive_seed, game_step
 from advgame.game.tree import tree_records
 from advgame.game.validation import validate
+from advgame.judges.base import JudgeStats
 from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, is_refusal
 from advgame.train.checkpoint import (
     flatten_optimizer_state,
@@ -56,26 +58,37 @@ def train(
     """Train; returns the run directory. `stop_after` ends the process's work after that many steps of
     this call (as if killed right after a checkpoint), which tests use to exercise resume."""
     run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
+    rank = distributed.init_from_env(cfg.train.dist_timeout_s)
+    if cfg.data.batch_size < rank.world_size:
+        raise ValueError(
+            f"data.batch_size={cfg.data.batch_size} is the global batch: it must be at least the number of "
+            f"processes ({rank.world_size})"
+        )
     start = 0
     game = build_game(cfg, judge_overrides, backend_overrides)
+    for player in game.players():
+        distributed.broadcast_player(player)
     data = build_data(cfg)
     if resume:
         start = restore(run_dir, game, data)
-    else:
+    elif rank.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    logger = MetricsLogger(
-        run_dir, tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
-        config=cfg.model_dump(mode="json"), run_name=cfg.name, resume=resume,
-    )
-    rollout_log = RolloutLog(run_dir, cfg.logging.rollouts) if cfg.logging.rollouts != "off" else None
-    if resume:
-        logger.truncate_after(start)
-        if rollout_log:
-            rollout_log.truncate_after(start)
+    logger = rollout_log = None
+    if rank.is_main:
+        logger = MetricsLogger(
+            run_dir, tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
+            config=cfg.model_dump(mode="json"), run_name=cfg.name, resume=resume,
+        )
+        rollout_log = RolloutLog(run_dir, cfg.logging.rollouts) if cfg.logging.rollouts != "off" else None
+        if resume:
+            logger.truncate_after(start)
+            if rollout_log:
+                rollout_log.truncate_after(start)
 
     def validation(step: int) -> dict:
-        if not cfg.train.validation_size:
+        """The Defender on held-out seeds, on the main process only (the others skip it)."""
+        if not cfg.train.validation_size or not rank.is_main:
             return {}
         metrics, records = run_validation(game, data, step)
         logger.log(step, {f"valid/{k}": v for k, v in metrics.items()})
@@ -84,17 +97,19 @@ def train(
         return metrics
 
     end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
-    with TrainProgress(cfg.train.steps, start, enabled=cfg.logging.progress) as progress:
+    with TrainProgress(cfg.train.steps, start, enabled=cfg.logging.progress and rank.is_main) as progress:
         if start == 0:
             progress.validation(validation(0))
         for step in range(start, end):
-            batches = {c: data.train[c].next_batch() for c in ("harmful", "benign")}
+            batches = {c: distributed.shard(data.train[c].next_batch(), rank) for c in ("harmful", "benign")}
             t0 = time.perf_counter()
             metrics, trees = game_step(game, batches, step)
             metrics["time/step"] = time.perf_counter() - t0
             done = step + 1
             if done % cfg.logging.every_n_steps == 0 or done == cfg.train.steps:
-                logger.log(done, {**metrics, **judge_failure_metrics(game)})
+                failures = judge_failure_metrics(game)  # a collective: every process takes part
+                if logger:
+                    logger.log(done, {**metrics, **failures})
             if rollout_log:
                 rollout_log.write([rec for split, tree in trees.items() for rec in tree_records(tree, done, split)])
             progress.step(done, metrics)
@@ -102,9 +117,11 @@ def train(
                 progress.validation(validation(done))
             if done % cfg.checkpoint.every_n_steps == 0 or done == cfg.train.steps or done == end:
                 checkpoint(run_dir, game, data, done, cfg.checkpoint.keep_last)
-    if end == cfg.train.steps:
+    if end == cfg.train.steps and rank.is_main:
         export_players(game, run_dir / "final")
-    logger.close()
+    if logger:
+        logger.close()
+    distributed.barrier()
     return run_dir
 
 
@@ -126,17 +143,20 @@ def _judges(game: Game) -> dict:
 
 
 def _judge_state(judge) -> dict:
-    state = {"stats": judge.stats.state_dict()}
+    state = {"stats": distributed.sum_counters(judge.stats.state_dict())}
     if hasattr(judge, "rng_state"):
         state["rng"] = judge.rng_state()
     return state
 
 
 def judge_failure_metrics(game: Game) -> dict[str, float]:
-    """Cumulative judge calls and failures per role (failures are excluded from training, never scored)."""
+    """Cumulative judge calls and failures per role, summed over processes (failures are excluded from
+    training, never scored)."""
     out: dict[str, float] = {}
     for role, judge in _judges(game).items():
-        for key, value in judge.stats.as_dict().items():
+        stats = JudgeStats()
+        stats.load_state_dict(distributed.sum_counters(judge.stats.state_dict()))
+        for key, value in stats.as_dict().items():
             out[f"judge/{role}/{key}"] = value
     return out
 
@@ -144,7 +164,8 @@ def judge_failure_metrics(game: Game) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------- checkpoints
 
 
-def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: int) -> Path:
+def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: int) -> Path | None:
+    """Save the full state (written by the main process; every process must call it)."""
     tensors: dict[str, dict[str, torch.Tensor]] = {}
     state: dict = {"step": step, "data": {c: s.state_dict() for c, s in data.train.items()}, "players": {}}
     for p in game.players():
@@ -163,8 +184,10 @@ def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: 
     rng_tensors, rng_meta = rng_state()
     tensors["rng"] = rng_tensors
     state["rng"] = rng_meta
-    state["judges"] = {role: _judge_state(j) for role, j in _judges(game).items()}
-    return save_checkpoint(run_dir, step, tensors, state, keep_last)
+    state["judges"] = {role: _judge_state(j) for role, j in _judges(game).items()}  # collective
+    path = save_checkpoint(run_dir, step, tensors, state, keep_last) if distributed.info().is_main else None
+    distributed.barrier()
+    return path
 
 
 def restore(run_dir: Path, game: Game, data: SeedData) -> int:
@@ -186,9 +209,11 @@ def restore(run_dir: Path, game: Game, data: SeedData) -> int:
     for category, stream_state in state["data"].items():
         data.train[category].load_state_dict(stream_state)
     set_rng_state(tensors["rng"], state["rng"])
+    is_main = distributed.info().is_main
     for role, judge in _judges(game).items():
         saved = state["judges"][role]
-        judge.stats.load_state_dict(saved["stats"])
+        if is_main:  # counters are summed over processes when logged: the main process carries them
+            judge.stats.load_state_dict(saved["stats"])
         if "rng" in saved:
             judge.set_rng_state(saved["rng"])
     log.info("resumed from %s (step %d)", path, state["step"])
