@@ -154,6 +154,15 @@ class GameConfig(Section):
             "answer; for CPU demos, whose answers are capped so short that nearly all of them are cut."
         ),
     )
+    overlap_judges: bool = Field(
+        False,
+        description=(
+            "Run the harmful split's defender/attacker judges in a background thread while the benign split "
+            "generates. With on-policy sampling the benign rollouts then come from weights one update behind "
+            "(logged as 'benign/policy_lag'); the MD variants sample from the EMA, which moves only after both "
+            "splits, so they lose nothing. Worth it with endpoint judges; needs judges that are not the players."
+        ),
+    )
     train_attacker: bool = Field(True, description="Update the Attacker (false = fixed, untrained attacker ablation).")
     train_defender: bool = Field(True, description="Update the Defender.")
 
@@ -280,6 +289,18 @@ class RunConfig(Section):
             "attacker.finetune=defender.finetune='lora' and the same path, revision, dtype and device."
         ),
     )
+
+    @model_validator(mode="after")
+    def _overlap_needs_separate_judges(self) -> RunConfig:
+        if self.game.overlap_judges:
+            for role in ("defender", "attacker"):
+                j = self.judges.for_role(role)
+                if j.kind == "model" and j.model in ("attacker", "defender"):
+                    raise ValueError(
+                        f"game.overlap_judges: the {role} judge is the {j.model} player itself, which is generating "
+                        "at the same time; use a separate judge model or endpoint, or overlap_judges=false"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _shared_base_fits(self) -> RunConfig:

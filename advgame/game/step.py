@@ -9,6 +9,9 @@
            Attacker judge scores against the original seed
         6. rewards -> DPO/IPO pairs or GRPO advantages; each trained player takes one optimiser step
     both EMAs move once; both learning-rate schedules advance once
+
+With `game.overlap_judges`, the harmful split's judges (4-5) run in a thread while the benign split
+generates (1-3); the harmful update (6) waits for both.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import time
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from advgame import distributed
@@ -73,6 +77,13 @@ def uses_sampler_logprobs(cfg: RunConfig) -> bool:
 
 def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter) -> list[SeedNode]:
     """Steps 1-5: grow and score the rollout tree of one split."""
+    tree = generate_split(game, seeds, step, split, timings)
+    judge_split(game, tree, timings)
+    return tree
+
+
+def generate_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter) -> list[SeedNode]:
+    """Steps 1-3: rewrites, the faithfulness gate, the Defender's answers."""
     cfg, g = game.cfg, game.cfg.game
     rank = distributed.info()
     shard_tag = (f"rank{rank.rank}",) if rank.world_size > 1 else ()  # each process samples its own noise
@@ -81,7 +92,8 @@ def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timin
     t = time.perf_counter()
     tree = rollout.attack(
         seeds, game.attacker, cfg.attacker_sampling, num_samples=g.num_attacker_samples, fmt=g.attacker_format,
-        seed=derive_seed(cfg.seed, step, split, "attacker", *shard_tag), return_logprobs=want_logprobs, direct_seeds=g.direct_seeds,
+        seed=derive_seed(cfg.seed, step, split, "attacker", *shard_tag), return_logprobs=want_logprobs,
+        direct_seeds=g.direct_seeds,
     )
     timings["attacker_generation"] += _lap(t)
 
@@ -96,10 +108,14 @@ def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timin
         penalize_truncated=g.penalize_truncated_answers,
     )
     timings["defender_generation"] += _lap(t)
+    return tree
 
+
+def judge_split(game: Game, tree: list[SeedNode], timings: Counter) -> list[SeedNode]:
+    """Steps 4-5: the Defender judge, optimistic selection, the Attacker judge."""
     t = time.perf_counter()
     scoring.judge_answers(tree, game.judges.defender)
-    scoring.select_answers(tree, optimistic=g.optimistic_attacker)
+    scoring.select_answers(tree, optimistic=game.cfg.game.optimistic_attacker)
     scoring.judge_attacks(tree, game.judges.attacker)
     timings["judges"] += _lap(t)
     return tree
@@ -158,13 +174,31 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
     timings: Counter = Counter()
     metrics: dict[str, float] = {}
     trees: dict[str, list[SeedNode]] = {}
-    for split in SPLITS:
-        tree = play_split(game, batches[split], step, split, timings)
+
+    def finish(split: str, tree: list[SeedNode]) -> None:
+        """Step 6 for one split, and its metrics over the global batch."""
         t = time.perf_counter()
         update_metrics = update_players(game, tree, roles)
         timings["updates"] += _lap(t)
         trees[split] = distributed.gather_concat(tree)
         metrics.update({f"{split}/{k}": v for k, v in {**tree_metrics(trees[split]), **update_metrics}.items()})
+
+    if not game.cfg.game.overlap_judges:
+        for split in SPLITS:
+            finish(split, play_split(game, batches[split], step, split, timings))
+    else:  # the first split's judges run while the second split generates
+        first, second = SPLITS
+        tree = generate_split(game, batches[first], step, first, timings)
+        judge_timings: Counter = Counter()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            judged = pool.submit(judge_split, game, tree, judge_timings)
+            next_tree = generate_split(game, batches[second], step, second, timings)
+            judged.result()  # re-raises a judge error here
+        timings["judges_overlapped"] += judge_timings["judges"]
+        finish(first, tree)
+        stepped = any(metrics.get(f"{first}/{p.name}/grad_norm") is not None for p in game.players())
+        metrics[f"{second}/policy_lag"] = float(stepped and not game.cfg.ema.sample_from_ema)
+        finish(second, judge_split(game, next_tree, timings))
 
     t = time.perf_counter()
     for player in game.players():
