@@ -9,7 +9,7 @@ which score.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 
 from advgame.backends.base import GenerationBackend
 from advgame.backends.hf import HFBackend
+from advgame.backends.weight_sync import EngineSync
 from advgame.config.schema import EMAConfig, ModelConfig
 from advgame.ema import ParamBank, ParamEMA
 from advgame.models.loading import load_model
@@ -33,6 +34,8 @@ class Player:
     backend: GenerationBackend | None = field(default=None)  # how this player's text is generated
     optimizer: torch.optim.Optimizer | None = field(default=None)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = field(default=None)
+    engine_sync: EngineSync | None = field(default=None)  # set when `backend` is an engine with its own weights
+    updates: int = 0  # optimiser steps taken by this process (names the live weights for engine syncs)
 
     def __post_init__(self) -> None:
         if self.ema_cfg.enabled and self.ema is None:
@@ -47,11 +50,23 @@ class Player:
         model, tokenizer = load_model(model_cfg)
         return cls(name=name, model=model, tokenizer=tokenizer, ema_cfg=ema_cfg)
 
+    @contextmanager
     def sampling_weights(self):
-        """`with player.sampling_weights(): generate(...)` samples from the EMA in the MD variants."""
-        if self.ema is not None and self.ema_cfg.sample_from_ema:
-            return self.ema.swapped_in(self.model)
-        return nullcontext(self.model)
+        """`with player.sampling_weights(): generate(...)` samples from the EMA in the MD variants (and an
+        external engine is brought onto those weights first)."""
+        use_ema = self.ema is not None and self.ema_cfg.sample_from_ema
+        with self.ema.swapped_in(self.model) if use_ema else nullcontext(self.model):
+            if self.engine_sync is not None:
+                key = ("ema", self.ema.num_updates) if use_ema else ("live", self.updates)
+                self.engine_sync.sync(self.model, key)
+            yield self.model
+
+    @contextmanager
+    def current_weights(self):
+        """`with player.current_weights(): generate(...)` generates with the live (trained) weights."""
+        if self.engine_sync is not None:
+            self.engine_sync.sync(self.model, ("live", self.updates))
+        yield self.model
 
     def reference_weights(self):
         """`with torch.no_grad(), player.reference_weights(): ...` scores with the loss reference."""

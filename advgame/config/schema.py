@@ -30,6 +30,30 @@ class LoraConfig(Section):
     )
 
 
+class EngineConfig(Section):
+    """Which engine generates a player's text. 'hf' runs `generate` on the training model itself; the vLLM
+    engines hold their own copy of the weights, which advgame keeps in sync with the player's sampling weights
+    (EMA or current): a LoRA player's adapter is saved and loaded by name, full weights are pushed."""
+
+    kind: Literal["hf", "vllm", "vllm_server"] = Field(
+        "hf",
+        description="hf: in-process transformers. vllm: an in-process vllm.LLM (colocated, advgame[vllm]). "
+        "vllm_server: one or more `vllm serve` processes at `base_urls` (started with --enable-lora for LoRA players).",
+    )
+    base_urls: list[str] = Field(default_factory=list, description="vllm_server: server URLs, load-balanced.")
+    served_model: str | None = Field(None, description="vllm_server: the base model's name on the servers (default: path).")
+    api_key_env: str = Field("VLLM_API_KEY", description="vllm_server: environment variable holding the API key.")
+    gpu_memory_utilization: float = Field(0.35, gt=0, le=1, description="vllm: share of GPU memory for the engine.")
+    enable_sleep_mode: bool = Field(False, description="vllm: free the engine's GPU memory during updates (CUDA only).")
+    max_lora_rank: int = Field(64, gt=0, description="vllm: largest LoRA rank the engine accepts.")
+    exchange_dir: str | None = Field(
+        None,
+        description="Where adapters / weights are written for the engine to load; it must be visible to the vLLM "
+        "servers (a shared filesystem). Default: a temporary directory on this machine.",
+    )
+    sync_timeout_s: float = Field(300.0, gt=0, description="A weight or adapter sync slower than this fails the run.")
+
+
 class ModelConfig(Section):
     """Where one player's weights come from and how they train."""
 
@@ -48,6 +72,7 @@ class ModelConfig(Section):
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="Generation engine for this player's text.")
 
 
 class SamplingConfig(Section):

@@ -177,6 +177,9 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
 
     def finish(split: str, tree: list[SeedNode]) -> None:
         """Step 6 for one split, and its metrics over the global batch."""
+        for player in game.players():  # engines with sleep mode hand their GPU memory to the update
+            if player.engine_sync is not None:
+                player.engine_sync.release()
         t = time.perf_counter()
         update_metrics = update_players(game, tree, roles)
         timings["updates"] += _lap(t)

@@ -177,4 +177,5 @@ def optimizer_step(player: Player, max_grad_norm: float | None) -> float:
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm else float("inf"))
     player.optimizer.step()
     player.optimizer.zero_grad(set_to_none=True)
+    player.updates += 1
     return float(norm)

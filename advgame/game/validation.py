@@ -34,7 +34,8 @@ def validate(
     for category, items in seeds.items():
         if not items:
             continue
-        outs = defender.backend.generate([s.text for s in items], sampling, seed=seed)
+        with defender.current_weights():
+            outs = defender.backend.generate([s.text for s in items], sampling, seed=seed)
         texts = [o.text for o in outs]
         refused = [is_refusal(t) for t in texts]
         rate = sum(refused) / len(refused)

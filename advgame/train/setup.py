@@ -9,6 +9,7 @@ import torch
 import transformers
 
 from advgame.backends.hf import HFBackend
+from advgame.backends.weight_sync import EngineSync, build_engine
 from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
 from advgame.data.seeds import SeedPrompt, SeedStream, load_seeds, split_heldout
 from advgame.game.scoring import RoleJudge
@@ -35,7 +36,7 @@ def build_players(cfg: RunConfig) -> tuple[Player, Player]:
 
 def _player(name: str, model_cfg: ModelConfig, cfg: RunConfig) -> Player:
     torch.manual_seed(cfg.seed)  # LoRA initialisation is random: make it a function of the run seed
-    return _with_optimizer(Player.load(name, model_cfg, cfg.ema), cfg)
+    return _finish_player(Player.load(name, model_cfg, cfg.ema), cfg)
 
 
 def _shared_base_players(cfg: RunConfig) -> tuple[Player, Player]:
@@ -45,10 +46,15 @@ def _shared_base_players(cfg: RunConfig) -> tuple[Player, Player]:
     views = shared_base_views(base, {"attacker": peft_lora_config(cfg.attacker.lora),
                                      "defender": peft_lora_config(cfg.defender.lora)})
     players = [Player(name=n, model=views[n], tokenizer=tokenizer, ema_cfg=cfg.ema) for n in PLAYER_ADAPTERS]
-    return tuple(_with_optimizer(p, cfg) for p in players)
+    return tuple(_finish_player(p, cfg) for p in players)
 
 
-def _with_optimizer(player: Player, cfg: RunConfig) -> Player:
+def _finish_player(player: Player, cfg: RunConfig) -> Player:
+    """The player's generation engine (when not in-process HF), optimiser and schedule."""
+    model_cfg = cfg.defender if player.name == "defender" else cfg.attacker
+    if model_cfg.engine.kind != "hf":
+        player.backend = build_engine(model_cfg, player.tokenizer, player.name, cfg.seed)
+        player.engine_sync = EngineSync(player.backend, player.name, model_cfg.engine.exchange_dir)
     player.optimizer = build_optimizer(player.model, cfg.optim)
     player.scheduler = build_scheduler(player.optimizer, cfg.train.steps, cfg.optim)
     return player
@@ -117,5 +123,8 @@ def build_game(cfg: RunConfig, judge_overrides: dict | None = None, backend_over
     generation backend; tests use them to script the game's text while real models train."""
     attacker, defender = build_players(cfg)
     for role, backend in (backend_overrides or {}).items():
-        (attacker if role == "attacker" else defender).backend = backend
+        player = attacker if role == "attacker" else defender
+        player.backend = backend
+        if any(hasattr(backend, m) for m in ("load_adapter", "push_weights", "reload_weights")):
+            player.engine_sync = EngineSync(backend, player.name)  # an engine holding its own weights
     return Game(cfg=cfg, attacker=attacker, defender=defender, judges=build_judges(cfg, attacker, defender, judge_overrides))
