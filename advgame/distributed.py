@@ -117,3 +117,15 @@ def sum_counters(state: dict[str, Any]) -> dict[str, Any]:
             else:
                 total[key] = total.get(key, 0) + value
     return total
+
+
+def assert_in_sync(groups: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Raise if the processes' tensors (weights, EMAs, optimiser states) differ: a checksum per group,
+    compared across ranks. All-reduced gradients and identical optimisers keep them bit-identical."""
+    if not active():
+        return
+    sums = {g: float(sum(t.double().sum().item() for t in ts.values())) for g, ts in groups.items()}
+    per_rank = gather(sums)
+    bad = sorted(g for g in sums if len({r[g] for r in per_rank}) > 1)
+    if bad:
+        raise RuntimeError(f"processes diverged in {', '.join(bad)}: checksums per rank {[r[bad[0]] for r in per_rank]}")

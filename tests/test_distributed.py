@@ -112,26 +112,35 @@ def test_shard_splits_the_global_batch_without_overlap():
     assert sorted(x for p in parts for x in p) == items and all(parts)
 
 
-def _uneven_worker(rank: int, world: int, port: int, out: str) -> None:
-    """Rank 0 has a gradient, rank 1 had no pairs (grad None): the step must neither hang nor diverge."""
+def _collectives_worker(rank: int, world: int, port: int, out: str) -> None:
+    """Rank 0 has a gradient, rank 1 had no pairs (grad None): the step must neither hang nor diverge.
+    Then the processes' tensors are made to differ on purpose: the sync check must say so."""
     from types import SimpleNamespace
 
+    from advgame.distributed import assert_in_sync
     from advgame.game.update import optimizer_step
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", timeout=timedelta(seconds=30))
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    if rank == 0:
-        model(torch.ones(1, 3)).sum().backward()
-    optimizer_step(SimpleNamespace(model=model, optimizer=optimizer), max_grad_norm=None)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/rank{rank}.safetensors")
-    dist.destroy_process_group()
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        if rank == 0:
+            model(torch.ones(1, 3)).sum().backward()
+        optimizer_step(SimpleNamespace(model=model, optimizer=optimizer, updates=0), max_grad_norm=None)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/rank{rank}.safetensors")
+        assert_in_sync({"model": dict(model.state_dict())})
+        try:
+            assert_in_sync({"ema": {"w": torch.ones(3) * (1 + rank)}})
+        except RuntimeError as err:
+            Path(f"{out}/rank{rank}.err").write_text(str(err))
+    finally:
+        dist.destroy_process_group()
 
 
-def test_a_process_without_signal_still_joins_the_gradient_sum(tmp_path):
-    mp.spawn(_uneven_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
+def test_collectives_without_signal_and_divergence_check(tmp_path):
+    mp.spawn(_collectives_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
     r0, r1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
     torch.manual_seed(0)
     expected = torch.nn.Linear(3, 2)
@@ -140,3 +149,5 @@ def test_a_process_without_signal_still_joins_the_gradient_sum(tmp_path):
     for state in (r0, r1):
         torch.testing.assert_close(state["weight"], expected.weight.data)
         torch.testing.assert_close(state["bias"], expected.bias.data)
+    for r in (0, 1):
+        assert "processes diverged in ema" in (tmp_path / f"rank{r}.err").read_text()

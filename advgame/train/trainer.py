@@ -181,6 +181,7 @@ def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: 
             "scheduler": p.scheduler.state_dict(),
             "ema_updates": p.ema.num_updates if p.ema else 0,
         }
+    distributed.assert_in_sync(tensors)  # every process must hold the same players, EMAs and optimisers
     rng_tensors, rng_meta = rng_state()
     tensors["rng"] = rng_tensors
     state["rng"] = rng_meta
