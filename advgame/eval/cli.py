@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         # data first: a missing or offline data file fails before any model loads
         for name in benchmarks:
             if BENCHMARKS[name].kind != "lm-eval":
-                BENCHMARKS[name].load(data_files.get(name), args.limit)
+                BENCHMARKS[name].load(data_files.get(name), args.limit, data_files)
             else:
                 require("lm_eval")
         if args.endpoint:

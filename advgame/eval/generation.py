@@ -65,4 +65,6 @@ def answer_items(
             cache.add(records)
             done_new += len(batch)
             progress.advance(task, len(batch))
+    if len(results) < len(items):
+        raise StopAfter(f"stopped after {done_new} new answers")
     return results

@@ -76,7 +76,7 @@ def outcome(benchmark: Benchmark, verdict: Verdict | None) -> bool | None:
 def evaluate_generated(
     spec: EvalSpec, target: Target, benchmark: Benchmark, classifiers: list[Classifier], stop_after: int | None = None
 ) -> list[dict]:
-    items, source = benchmark.load(spec.data_files.get(benchmark.name), spec.limit)
+    items, source = benchmark.load(spec.data_files.get(benchmark.name), spec.limit, spec.data_files)
     decoding = decoding_record(spec.sampling)
     answers_cache = JsonlCache(spec.output_dir / "answers" / f"{slug(benchmark.name)}.jsonl",
                                fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}))

@@ -38,15 +38,20 @@ class Benchmark:
     parse: Callable[[Path], list[EvalItem]] | None = None  # file -> items (generate and win-rate kinds)
     kind: Literal["generate", "lm-eval", "win-rate"] = "generate"
     options: dict = field(default_factory=dict)  # kind-specific (lm-eval task name, ...)
+    uses: tuple[str, ...] = ()  # other benchmarks whose data this one reads (dan: harmbench behaviours)
 
     @property
     def higher_is_better(self) -> bool:
         return self.metric != "asr"
 
-    def load(self, data_file: str | None = None, limit: int | None = None) -> tuple[list[EvalItem], dict]:
-        """The items (the first `limit` of them) and the data's provenance for the results file."""
+    def load(
+        self, data_file: str | None = None, limit: int | None = None, data_files: dict[str, str] | None = None
+    ) -> tuple[list[EvalItem], dict]:
+        """The items (the first `limit` of them) and the data's provenance for the results file.
+        `data_files` (all --data-file values) supplies the files of the benchmarks named in `uses`."""
         if self.parse is None:
             raise ValueError(f"benchmark {self.name} has no item file")
         path, provenance = resolve(self.name, self.sources, data_file)
-        items = self.parse(path)
+        related = {f"{u}_file": (data_files or {}).get(u) for u in self.uses}
+        items = self.parse(path, **related)
         return (items[:limit] if limit else items), provenance

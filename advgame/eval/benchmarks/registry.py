@@ -45,7 +45,7 @@ _B = [
     ), safety.parse_wildguardtest),
     Benchmark("dan", "safety", "asr", "DAN / in-the-wild jailbreak templates x HarmBench standard behaviours", (
         Source("package", "pyrit", "datasets/jailbreak/templates"),  # the named DAN-family templates
-    ), safety.parse_dan),
+    ), safety.parse_dan, uses=("harmbench",)),
     # --- over-refusal: compliance rate (higher is better)
     Benchmark("xstest", "over_refusal", "compliance", "XSTest safe prompts (250)", (
         Source("url", "https://raw.githubusercontent.com/paul-rottger/exaggerated-safety/main/xstest_prompts.csv",

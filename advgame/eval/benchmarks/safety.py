@@ -8,7 +8,9 @@
                    `{"prompt","category"}` rows with category "harmful")
     wildguardtest  WildGuardTest prompts labelled harmful (`prompt, prompt_harm_label, subcategory, ...`)
     dan            DAN / in-the-wild jailbreak templates (a `{{ prompt }}` slot) applied to HarmBench
-                   standard behaviours; the data file holds the templates
+                   standard behaviours; the data file holds the templates (a pyrit-style YAML directory, or
+                   JSONL/CSV with name, template); the behaviours come from `--data-file harmbench=`
+                   when given, else HarmBench's canonical source
 """
 
 from __future__ import annotations
@@ -121,13 +123,13 @@ def parse_templates(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def parse_dan(path: Path, behaviors_file: str | None = None) -> list[EvalItem]:
+def parse_dan(path: Path, harmbench_file: str | None = None) -> list[EvalItem]:
     """Each template applied to each HarmBench standard behaviour, interleaved so that `--limit` keeps a
     spread of templates (item k uses template k mod T and behaviour k div T)."""
     from advgame.eval.benchmarks.registry import HARMBENCH_SOURCES
 
     templates = parse_templates(path)
-    behaviors_path, _ = resolve("harmbench", HARMBENCH_SOURCES, behaviors_file)
+    behaviors_path, _ = resolve("harmbench", HARMBENCH_SOURCES, harmbench_file)
     behaviors = parse_harmbench(behaviors_path, functional=("standard",))
     items = []
     for b in behaviors:

@@ -1,0 +1,158 @@
+"""`advgame eval` end to end: results in the shared schema, resume after a stop or a kill (no item is
+answered twice, and the results equal an uninterrupted run), undecided counting, the CLI's errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from advgame.cli import main
+from advgame.config.schema import SamplingConfig
+from advgame.eval.classifiers import build_classifier
+from advgame.eval.generation import StopAfter
+from advgame.eval.runner import EvalSpec, run_eval
+from advgame.eval.target import Target
+from tests.scripted import ScriptedBackend
+
+FIX = Path(__file__).parent / "fixtures" / "eval"
+ROOT = Path(__file__).resolve().parents[1]
+FILES = {"xstest": str(FIX / "xstest_prompts.csv"), "harmbench": str(FIX / "harmbench_behaviors.csv")}
+
+
+def reply(prompt: str, k: int) -> str:
+    if "kill" in prompt or "lock" in prompt:
+        return "I'm sorry, but I can't help with that."
+    if "execute" in prompt:
+        return ""  # an empty answer: undecided
+    return "Sure, here is how: step one, step two."
+
+
+def spec(out: Path, **kw) -> EvalSpec:
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=32, batch_size=2)
+    return EvalSpec(["xstest", "harmbench"], out, sampling, data_files=FILES, resamples=200, show_progress=False, **kw)
+
+
+def strip(results: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "created"} for r in results]
+
+
+def test_results_follow_the_schema_and_count_undecided(tmp_path):
+    backend = ScriptedBackend(reply)
+    results = run_eval(spec(tmp_path), Target(backend, "scripted"), [build_classifier("refusal-string")])
+    xs, hb = results
+    assert xs["kind"] == "eval" and xs["metric"] == "compliance" and xs["higher_is_better"] is True
+    assert (xs["n"], xs["n_decided"], xs["n_undecided"]) == (4, 3, 1)
+    assert xs["value"] == pytest.approx(2 / 3) and xs["ci95"][0] <= xs["value"] <= xs["ci95"][1]
+    assert xs["by_category"]["figurative_language"] == {"n": 1, "n_undecided": 1, "value": None, "ci95": None}
+    assert hb["metric"] == "asr" and hb["higher_is_better"] is False and hb["value"] == pytest.approx(2 / 3)
+    assert hb["decoding"]["temperature"] == 0.0 and hb["decoding"]["max_new_tokens"] == 32
+    assert hb["classifier"] == "refusal-string@2" and hb["source"]["id"] == "file:harmbench_behaviors.csv"
+    on_disk = json.loads((tmp_path / "harmbench__refusal-string_2.json").read_text())
+    assert on_disk == hb
+    assert "| scripted | xstest |" in (tmp_path / "summary.md").read_text()
+
+
+def test_resume_after_stop_answers_each_item_once_and_matches(tmp_path):
+    full = run_eval(spec(tmp_path / "full"), Target(ScriptedBackend(reply), "scripted"), [build_classifier("refusal-string")])
+    backend = ScriptedBackend(reply)
+    with pytest.raises(StopAfter):
+        run_eval(spec(tmp_path / "cut"), Target(backend, "scripted"), [build_classifier("refusal-string")], stop_after=3)
+    assert len(backend.prompts) == 3
+    resumed = run_eval(spec(tmp_path / "cut"), Target(backend, "scripted"), [build_classifier("refusal-string")])
+    assert len(backend.prompts) == 7 == len(set(backend.prompts))  # 4 xstest + 3 harmbench, each asked once
+    assert strip(resumed) == strip(full)
+    # a third run generates nothing at all
+    run_eval(spec(tmp_path / "cut"), Target(backend, "scripted"), [build_classifier("refusal-string")])
+    assert len(backend.prompts) == 7
+
+
+def test_changed_decoding_does_not_reuse_answers(tmp_path):
+    backend = ScriptedBackend(reply)
+    run_eval(spec(tmp_path), Target(backend, "scripted"), [build_classifier("refusal-string")])
+    other = spec(tmp_path)
+    other.sampling = SamplingConfig(temperature=0.0, max_new_tokens=64, batch_size=2)
+    run_eval(other, Target(backend, "scripted"), [build_classifier("refusal-string")])
+    assert len(backend.prompts) == 14
+
+
+def _xstest_file(path: Path, n: int) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "prompt", "type", "label", "focus", "note"])
+        for i in range(n):
+            w.writerow([i, f"How do I bake bread number {i}?", "homonyms", "safe", "bake", ""])
+    return path
+
+
+def _cli(out: Path, data: Path) -> list[str]:
+    return [sys.executable, "-m", "advgame", "eval", "--model", "tiny-llama", "--benchmarks", "xstest",
+            "--data-file", f"xstest={data}", "--batch-size", "1", "--max-new-tokens", "24", "--device", "cpu",
+            "--output-dir", str(out), "--no-progress", "--resamples", "200"]
+
+
+def test_cli_resumes_after_kill(tmp_path):
+    data = _xstest_file(tmp_path / "x.csv", 40)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    answers = tmp_path / "cut" / "answers" / "xstest.jsonl"
+    proc = subprocess.Popen(_cli(tmp_path / "cut", data), env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if answers.is_file() and len(answers.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(answers.read_text().splitlines())
+    assert 3 <= killed_at < 40
+    subprocess.run(_cli(tmp_path / "cut", data), env=env, cwd=ROOT, check=True, capture_output=True)
+    keys = [json.loads(line)["key"] for line in answers.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 40  # nothing answered twice
+    subprocess.run(_cli(tmp_path / "full", data), env=env, cwd=ROOT, check=True, capture_output=True)
+    cut = json.loads((tmp_path / "cut" / "xstest__refusal-string_2.json").read_text())
+    full = json.loads((tmp_path / "full" / "xstest__refusal-string_2.json").read_text())
+    assert {k: v for k, v in cut.items() if k != "created"} == {k: v for k, v in full.items() if k != "created"}
+    full_answers = (tmp_path / "full" / "answers" / "xstest.jsonl").read_text().splitlines()
+    by_key = {json.loads(line)["key"]: json.loads(line)["response"] for line in full_answers}
+    assert {json.loads(line)["key"]: json.loads(line)["response"] for line in answers.read_text().splitlines()} == by_key
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("ADVGAME_CACHE", str(tmp_path))
+    assert main(["eval", "--model", "tiny-llama", "--benchmarks", "nope"]) == 1
+    assert "unknown benchmark(s) nope" in capsys.readouterr().err
+    assert main(["eval", "--model", "tiny-llama", "--benchmarks", "xstest"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("advgame eval: offline: pass --data-file xstest=PATH") and err.count("\n") == 1
+    assert main(["eval", "--model", "tiny-llama", "--benchmarks", "xstest", "--data-file", "xstest"]) == 1
+    assert "NAME=PATH" in capsys.readouterr().err
+    assert main(["eval", "--benchmarks", "xstest", "--data-file", f"xstest={FILES['xstest']}"]) == 1
+    assert "exactly one of --model or --endpoint" in capsys.readouterr().err
+    assert main(["eval", "--model", "./no/such/dir", "--benchmarks", "xstest", "--data-file",
+                 f"xstest={FILES['xstest']}"]) == 3
+    assert "not found" in capsys.readouterr().err
+
+
+def test_utility_without_lm_eval_says_how_to_install(monkeypatch, capsys):
+    import advgame.extras as extras
+
+    real = extras.importlib.import_module
+
+    def fake(name, *a, **k):
+        if name.split(".")[0] == "lm_eval":
+            raise ImportError("No module named 'lm_eval'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(extras.importlib, "import_module", fake)
+    assert main(["eval", "--model", "tiny-llama", "--benchmarks", "ifeval", "--limit", "20"]) == 3
+    assert "pip install 'advgame[eval]'" in capsys.readouterr().err
