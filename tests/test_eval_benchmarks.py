@@ -95,7 +95,7 @@ def test_checksum_mismatch_is_an_error(tmp_path):
     f = tmp_path / "pkg.csv"
     f.write_text("x\n")
     src = Source("url", "https://example.invalid/pkg.csv", sha256="0" * 64)
-    import advgame.eval.benchmarks.sources as sources
+    from advgame.eval.benchmarks import sources
 
     orig = sources.fetch
     sources.fetch = lambda s: f

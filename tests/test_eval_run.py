@@ -144,7 +144,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_utility_without_lm_eval_says_how_to_install(monkeypatch, capsys):
-    import advgame.extras as extras
+    from advgame import extras
 
     real = extras.importlib.import_module
 

@@ -22,7 +22,7 @@ from advgame.eval.benchmarks.base import EvalItem
 from advgame.eval.cache import JsonlCache
 
 
-class StopAfter(Exception):  # noqa: N818 - a control-flow signal, not an error
+class StopAfter(Exception):
     """Raised when `stop_after` new answers were generated (tests use it to simulate a kill)."""
 
 

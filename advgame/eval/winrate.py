@@ -13,8 +13,8 @@ from pathlib import Path
 
 from advgame.eval.benchmarks.base import Benchmark
 from advgame.eval.benchmarks.files import DataFileError
-from advgame.eval.benchmarks.utility import baseline_from_items_file, read_baseline_answers
 from advgame.eval.benchmarks.sources import resolve
+from advgame.eval.benchmarks.utility import baseline_from_items_file, read_baseline_answers
 from advgame.eval.cache import JsonlCache, fingerprint, write_json_atomic
 from advgame.eval.generation import answer_items
 from advgame.eval.results import eval_result, result_filename, slug

@@ -18,9 +18,9 @@ from collections import defaultdict
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import matplotlib.pyplot as plt
 
-from advgame.report.data import series  # noqa: E402
+from advgame.report.data import series
 
 
 def to_data_uri(fig) -> str:

@@ -19,9 +19,9 @@ import hashlib
 import re
 from pathlib import Path
 
+from advgame.eval.benchmarks.base import EvalItem
 from advgame.eval.benchmarks.files import DataFileError, read_rows, require_columns
 from advgame.eval.benchmarks.sources import resolve
-from advgame.eval.benchmarks.base import EvalItem
 
 
 def _hid(text: str) -> str:

@@ -94,7 +94,7 @@ def _url_file(source: Source) -> Path:
         raise OSError("offline mode is set (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".tmp-{target.name}")
-    with urllib.request.urlopen(source.id, timeout=30) as response, open(tmp, "wb") as f:  # noqa: S310 - pinned https
+    with urllib.request.urlopen(source.id, timeout=30) as response, open(tmp, "wb") as f:
         f.write(response.read())
     os.replace(tmp, target)
     return target

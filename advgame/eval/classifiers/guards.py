@@ -64,7 +64,7 @@ def _wildguard_format(item: ClassifyItem) -> str:
     )
 
 
-_WG_LINE = re.compile(r"^\s*(harmful request|response refusal|harmful response)\s*:\s*(yes|no|n/a)\s*$", re.I)
+_WG_LINE = re.compile(r"^\s*(harmful request|response refusal|harmful response)\s*:\s*(yes|no|n/a)\s*$", re.IGNORECASE)
 
 
 def _wildguard_parse(text: str) -> Verdict:
