@@ -156,3 +156,37 @@ def test_utility_without_lm_eval_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setattr(extras.importlib, "import_module", fake)
     assert main(["eval", "--model", "tiny-llama", "--benchmarks", "ifeval", "--limit", "20"]) == 3
     assert "pip install 'advgame[eval]'" in capsys.readouterr().err
+
+
+def test_target_loads_a_run_dirs_final_defender_adapter(tmp_path):
+    from advgame.config.schema import ModelConfig
+    from advgame.eval.target import load_hf_target
+    from advgame.models.gguf import ModelNotFoundError
+    from advgame.models.loading import load_model
+
+    model, tok = load_model(ModelConfig(path="tiny-llama", finetune="lora", device="cpu"))
+    adapter = tmp_path / "run" / "final" / "defender"
+    model.save_pretrained(adapter)
+    tok.save_pretrained(adapter)
+    with pytest.raises(ModelNotFoundError, match="--base-model"):
+        load_hf_target(str(tmp_path / "run"), device="cpu")
+    target = load_hf_target(str(tmp_path / "run"), device="cpu", base_model="tiny-llama")
+    assert type(target.backend.model).__name__ == "PeftModelForCausalLM"
+    assert not any(p.requires_grad for p in target.backend.model.parameters())
+    (out,) = target.backend.generate(["hello"], SamplingConfig(temperature=0.0, max_new_tokens=4))
+    assert out.error is None and len(out.token_ids) <= 4
+
+
+def test_win_rate_against_baseline_answers(tmp_path):
+    from tests.scripted import ScriptedJudge
+
+    s = EvalSpec(["arenahard"], tmp_path, SamplingConfig(temperature=0.0, max_new_tokens=8, batch_size=2),
+                 data_files={"arenahard": str(FIX / "arena_hard_questions.jsonl")},
+                 baseline_answers={"arenahard": str(FIX / "arena_hard_baseline.jsonl")}, resamples=100,
+                 show_progress=False)
+    backend = ScriptedBackend(lambda p, k: "a long and careful answer, with tests and docs" if "reverse" in p else "x")
+    judge = ScriptedJudge(score=lambda rubric, q, r: None if r == "391" else float(len(r)))
+    (result,) = run_eval(s, Target(backend, "scripted"), [], judge_factory=lambda: judge)
+    assert result["metric"] == "win_rate" and result["classifier"] == "pairwise:scripted"
+    assert (result["n"], result["n_decided"], result["n_undecided"]) == (2, 1, 1)  # q2: the judge failed
+    assert result["value"] == 1.0 and judge.seen_pairs[0].rubric == "compliance"

@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help=SUMMARY, description=SUMMARY[0].upper() + SUMMARY[1:] + ".")
     m = p.add_argument_group("model to score (one of)")
     m.add_argument("--model", help="path, alias (smollm2, tiny-llama), hub id, a training RUN dir, or a peft adapter dir")
+    m.add_argument("--base-model", help="base model of a peft adapter dir, when its adapter_config.json names none")
     m.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     m.add_argument("--endpoint-model", help="model name at --endpoint")
     m.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's API key")
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             from advgame.eval.target import load_hf_target
 
             with console.status(f"loading {args.model}"):
-                target = load_hf_target(args.model, args.device)
+                target = load_hf_target(args.model, args.device, base_model=args.base_model)
         judge_backend = _judge_backend(args) if ("llm-judge" in names or any(
             BENCHMARKS[b].kind == "win-rate" for b in benchmarks)) else None
         classifiers = []

@@ -29,11 +29,12 @@ def run_defender_dir(path: Path) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
-def load_hf_target(model: str, device: str = "auto", dtype: str = "float32") -> Target:
-    """An HFBackend on `model` (see the module docstring), frozen and in eval mode."""
+def load_hf_target(model: str, device: str = "auto", dtype: str = "float32", base_model: str | None = None) -> Target:
+    """An HFBackend on `model` (see the module docstring), frozen and in eval mode. `base_model` overrides
+    the base an adapter's adapter_config.json names (needed when it names none, e.g. tiny test models)."""
     from advgame.backends.hf import HFBackend
     from advgame.config.schema import ModelConfig
-    from advgame.models.loading import load_model, prepare_tokenizer
+    from advgame.models.loading import ModelNotFoundError, load_model, prepare_tokenizer
 
     path = Path(model).expanduser()
     if path.is_dir() and run_defender_dir(path) is not None:
@@ -42,7 +43,9 @@ def load_hf_target(model: str, device: str = "auto", dtype: str = "float32") -> 
         from peft import PeftModel
         from transformers import AutoTokenizer
 
-        base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base = base_model or json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        if not base:
+            raise ModelNotFoundError(f"{path}: the adapter names no base model; pass --base-model")
         base_model, tokenizer = load_model(ModelConfig(path=base, finetune="full", device=device, dtype=dtype))
         hf_model = PeftModel.from_pretrained(base_model, str(path))
         if (path / "tokenizer_config.json").is_file():
