@@ -190,3 +190,20 @@ def test_win_rate_against_baseline_answers(tmp_path):
     assert result["metric"] == "win_rate" and result["classifier"] == "pairwise:scripted"
     assert (result["n"], result["n_decided"], result["n_undecided"]) == (2, 1, 1)  # q2: the judge failed
     assert result["value"] == 1.0 and judge.seen_pairs[0].rubric == "compliance"
+
+
+def test_cli_llm_judge_on_a_tiny_model_counts_undecided(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "out"
+    code = main(["eval", "--model", "tiny-llama", "--benchmarks", "xstest", "--data-file", f"xstest={FILES['xstest']}",
+                 "--classifier", "refusal-string,llm-judge", "--judge-model", "tiny-llama", "--device", "cpu",
+                 "--max-new-tokens", "4", "--judge-max-new-tokens", "8", "--output-dir", str(out), "--no-progress",
+                 "--resamples", "100"])
+    assert code == 0
+    judged = json.loads((out / "xstest__llm-judge_tiny-llama_1.json").read_text())
+    assert judged["classifier"] == "llm-judge:tiny-llama@1"
+    assert judged["n"] == 4 and judged["n_undecided"] + judged["n_decided"] == 4
+    assert judged["n_undecided"] >= 1 and judged["value"] is None or judged["n_decided"] > 0  # random judge
+    verdicts = (out / "verdicts" / "xstest__llm-judge_tiny-llama_1.jsonl").read_text().splitlines()
+    assert all(json.loads(v)["error"] in (None, "parse", "truncated", "empty response") for v in verdicts)
+    assert "llm-judge:tiny-llama@1" in capsys.readouterr().out

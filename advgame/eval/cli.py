@@ -174,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(err), EXIT_UNAVAILABLE)
     except (ValueError, StopAfter) as err:
         return _fail(str(err).splitlines()[0])
-    Console().print(rich_table(results))
+    table_console = Console()
+    if not table_console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        table_console = Console(width=180)
+    table_console.print(rich_table(results))
     console.print(f"results: {out_dir}/ (summary.md, one JSON per benchmark and classifier)")
     return 0
