@@ -207,3 +207,28 @@ def test_cli_llm_judge_on_a_tiny_model_counts_undecided(tmp_path, monkeypatch, c
     verdicts = (out / "verdicts" / "xstest__llm-judge_tiny-llama_1.jsonl").read_text().splitlines()
     assert all(json.loads(v)["error"] in (None, "parse", "truncated", "empty response") for v in verdicts)
     assert "llm-judge:tiny-llama@1" in capsys.readouterr().out
+
+
+def test_failed_classifier_calls_are_retried_on_rerun(tmp_path):
+    from advgame.eval.classifiers import Verdict
+
+    class Flaky:
+        name, version = "flaky", "1"
+
+        def __init__(self):
+            self.seen = []
+
+        def classify(self, items):
+            self.seen.append(len(items))
+            first = len(self.seen) == 1
+            return [Verdict(None, error="timeout") if first else Verdict(refused=False) for _ in items]
+
+    s = spec(tmp_path)
+    s.benchmarks = ["xstest"]
+    clf, backend = Flaky(), ScriptedBackend(lambda p, k: "Sure.")
+    (first,) = run_eval(s, Target(backend, "scripted"), [clf])
+    assert first["n_undecided"] == 4 and first["value"] is None
+    (second,) = run_eval(s, Target(backend, "scripted"), [clf])
+    assert clf.seen == [4, 4] and second["n_undecided"] == 0 and second["value"] == 1.0
+    run_eval(s, Target(backend, "scripted"), [clf])
+    assert clf.seen == [4, 4]  # decided verdicts are cached

@@ -26,6 +26,9 @@ from advgame.eval.results import eval_result, markdown_table, result_filename, s
 from advgame.eval.target import Target
 
 
+STABLE_ERRORS = (None, "parse", "truncated", "empty response")  # verdicts worth caching
+
+
 @dataclass
 class EvalSpec:
     benchmarks: list[str]
@@ -58,12 +61,19 @@ def classify_cached(classifier: Classifier, cache: JsonlCache, items: list[EvalI
         verdicts = classifier.classify([
             ClassifyItem(i.prompt, answers[i.id]["response"], behavior=i.behavior, context=i.context) for i, _ in todo
         ])
+        fresh = dict(zip((key for _, key in todo), verdicts, strict=True))
+        # a failed call (timeout, http_500, ...) is not cached: the next run asks again
         cache.add([{"key": key, "refused": v.refused, "harmful": v.harmful, "error": v.error, "raw": v.raw}
-                   for (_, key), v in zip(todo, verdicts, strict=True)])
+                   for key, v in fresh.items() if v.error in STABLE_ERRORS])
+    else:
+        fresh = {}
     out = []
     for key in keyed:
         rec = cache.get(key) if key else None
-        out.append(None if rec is None else Verdict(rec["refused"], rec["harmful"], rec["error"], rec["raw"]))
+        if rec is not None:
+            out.append(Verdict(rec["refused"], rec["harmful"], rec["error"], rec["raw"]))
+        else:
+            out.append(fresh.get(key))
     return out
 
 
