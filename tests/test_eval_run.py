@@ -232,3 +232,18 @@ def test_failed_classifier_calls_are_retried_on_rerun(tmp_path):
     assert clf.seen == [4, 4] and second["n_undecided"] == 0 and second["value"] == 1.0
     run_eval(s, Target(backend, "scripted"), [clf])
     assert clf.seen == [4, 4]  # decided verdicts are cached
+
+
+def test_ifeval_through_lm_eval_on_a_local_file(tmp_path, monkeypatch):
+    pytest.importorskip("lm_eval", reason="the `eval` extra (lm-eval) is not installed")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    out = tmp_path / "out"
+    common = ["eval", "--model", "tiny-llama", "--benchmarks", "ifeval", "--limit", "20", "--device", "cpu",
+              "--max-new-tokens", "16", "--output-dir", str(out), "--no-progress"]
+    assert main(common) == 3  # the hub is unreachable: asks for a data file
+    assert main([*common, "--data-file", f"ifeval={FIX / 'ifeval_sample.jsonl'}"]) == 0
+    (path,) = out.glob("ifeval__*.json")
+    result = json.loads(path.read_text())
+    assert result["classifier"].startswith("lm-eval:ifeval@") and result["n"] == 4
+    assert 0.0 <= result["value"] <= 1.0 and result["decoding"]["max_gen_toks"] == 16

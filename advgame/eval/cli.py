@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline-answers", action="append", metavar="NAME=PATH", help="baseline answers for win-rate benchmarks")
     p.add_argument("--output-dir", help="where answers, verdicts and results go (default eval_results/<model>)")
     d = p.add_argument_group("decoding (recorded in every result)")
-    d.add_argument("--max-new-tokens", type=int, default=256)
+    d.add_argument("--max-new-tokens", type=int, help="generation cap (default 256; lm-eval tasks: the task's own)")
     d.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; resumes reproduce exactly)")
     d.add_argument("--top-p", type=float, default=1.0)
     d.add_argument("--batch-size", type=int, default=8)
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         data_files = _pairs(args.data_file, "--data-file")
         baselines = _pairs(args.baseline_answers, "--baseline-answers")
         sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p,
-                                  max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+                                  max_new_tokens=args.max_new_tokens or 256, batch_size=args.batch_size)
     except ValidationError as err:
         e = err.errors()[0]
         return _fail(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}")
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     display = args.model or f"endpoint:{args.endpoint_model}@{args.endpoint}"
     out_dir = Path(args.output_dir or Path("eval_results") / slug(display))
     spec = EvalSpec(benchmarks, out_dir, sampling, args.limit, data_files, baselines, args.seed, args.resamples,
-                    show_progress=not args.no_progress)
+                    show_progress=not args.no_progress, lm_eval_max_new_tokens=args.max_new_tokens)
     console = Console(stderr=True)
     try:
         # data first: a missing or offline data file fails before any model loads

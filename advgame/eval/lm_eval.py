@@ -62,6 +62,8 @@ def evaluate_lm_eval(spec, target, benchmark: Benchmark) -> dict:
 
     task = benchmark.options["task"]
     data_file = spec.data_files.get(benchmark.name)
+    cap = spec.lm_eval_max_new_tokens
+    gen_kwargs = f"max_gen_toks={cap}" if cap else None
     with tempfile.TemporaryDirectory() as tmp:
         if data_file:
             task_name = _local_task(task, Path(data_file), Path(tmp), Path(lm_eval.__file__).parent)
@@ -74,7 +76,7 @@ def evaluate_lm_eval(spec, target, benchmark: Benchmark) -> dict:
             out = lm_eval.simple_evaluate(
                 model=_lm(target, spec.sampling.batch_size, spec.sampling.max_new_tokens), tasks=[task_name],
                 task_manager=manager, limit=spec.limit, random_seed=spec.seed, numpy_random_seed=spec.seed,
-                torch_random_seed=spec.seed, apply_chat_template=True,
+                torch_random_seed=spec.seed, apply_chat_template=True, gen_kwargs=gen_kwargs,
             )
         except (ConnectionError, OSError, ValueError) as err:
             if data_file:
@@ -94,7 +96,7 @@ def evaluate_lm_eval(spec, target, benchmark: Benchmark) -> dict:
     result = {
         "kind": "eval", "advgame_version": __version__, "model": target.name, "benchmark": benchmark.name,
         "axis": benchmark.axis, "metric": benchmark.metric, "higher_is_better": True,
-        "classifier": f"lm-eval:{task}@{getattr(lm_eval, '__version__', '?')}", "decoding": {"lm_eval": "task default"},
+        "classifier": f"lm-eval:{task}@{getattr(lm_eval, '__version__', '?')}", "decoding": {"lm_eval": "task default", "max_gen_toks": cap},
         "source": source, "n": n, "n_decided": n, "n_undecided": 0, "value": float(value), "ci95": ci,
         "by_category": {}, "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "lm_eval_metric": metric,
         "limit": spec.limit,

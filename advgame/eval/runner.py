@@ -40,6 +40,7 @@ class EvalSpec:
     seed: int = 0
     resamples: int = 2000
     show_progress: bool = True
+    lm_eval_max_new_tokens: int | None = None  # None: each lm-eval task's own generation cap
 
 
 def decoding_record(sampling: SamplingConfig) -> dict:
