@@ -25,7 +25,6 @@ from advgame.eval.generation import answer_items
 from advgame.eval.results import eval_result, markdown_table, result_filename, slug
 from advgame.eval.target import Target
 
-
 STABLE_ERRORS = (None, "parse", "truncated", "empty response")  # verdicts worth caching
 
 
