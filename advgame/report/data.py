@@ -84,14 +84,16 @@ def series(metrics: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 def example_attacks(rollouts: list[dict], limit: int = 6) -> list[dict]:
     """The latest step's harmful-split attacks: seed, the Attacker's rewrite, the Defender's answers with
-    the judge's score and reward. Valid rewrites (status ok) first; direct (seed-as-written) ones last."""
+    the judge's score and reward. Per seed, one rewrite: answered ones first, then Attacker rewrites before
+    direct (seed-as-written) ones, then valid (status ok) ones."""
     train = [r for r in rollouts if r.get("split") == "harmful" and isinstance(r.get("rewrites"), list)]
     if not train:
         return []
     last = max(r.get("step", 0) for r in train)
     out = []
     for rec in (r for r in train if r.get("step", 0) == last):
-        for rw in sorted(rec["rewrites"], key=lambda w: (bool(w.get("direct")), w.get("status") != "ok")):
+        ranked = sorted(rec["rewrites"], key=lambda w: (not w.get("answers"), bool(w.get("direct")), w.get("status") != "ok"))
+        for rw in ranked:
             out.append({"step": last, "seed": rec.get("seed"), "rewrite": rw.get("prompt") or rw.get("raw"),
                         "status": rw.get("status"), "direct": bool(rw.get("direct")), "score": rw.get("score"),
                         "answers": rw.get("answers") or []})
