@@ -94,32 +94,36 @@ def _xstest_file(path: Path, n: int) -> Path:
 
 def _cli(out: Path, data: Path) -> list[str]:
     return [sys.executable, "-m", "advgame", "eval", "--model", "tiny-llama", "--benchmarks", "xstest",
-            "--data-file", f"xstest={data}", "--batch-size", "1", "--max-new-tokens", "24", "--device", "cpu",
+            "--data-file", f"xstest={data}", "--batch-size", "1", "--max-new-tokens", "8", "--device", "cpu",
             "--output-dir", str(out), "--no-progress", "--resamples", "200"]
 
 
 def test_cli_resumes_after_kill(tmp_path):
-    data = _xstest_file(tmp_path / "x.csv", 40)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    data = _xstest_file(tmp_path / "x.csv", 30)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     answers = tmp_path / "cut" / "answers" / "xstest.jsonl"
     proc = subprocess.Popen(_cli(tmp_path / "cut", data), env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if answers.is_file() and len(answers.read_text().splitlines()) >= 3:
+        if answers.is_file() and len(answers.read_text().splitlines()) >= 2:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = len(answers.read_text().splitlines())
-    assert 3 <= killed_at < 40
+    assert 2 <= killed_at < 30
     subprocess.run(_cli(tmp_path / "cut", data), env=env, cwd=ROOT, check=True, capture_output=True)
     keys = [json.loads(line)["key"] for line in answers.read_text().splitlines()]
-    assert len(keys) == len(set(keys)) == 40  # nothing answered twice
-    subprocess.run(_cli(tmp_path / "full", data), env=env, cwd=ROOT, check=True, capture_output=True)
+    assert len(keys) == len(set(keys)) == 30  # nothing answered twice
+    # an uninterrupted run of the same settings, in process
+    from advgame.eval.target import load_hf_target
+
+    full_spec = EvalSpec(["xstest"], tmp_path / "full", SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=8,
+                         batch_size=1), data_files={"xstest": str(data)}, resamples=200, show_progress=False)
+    (full,) = run_eval(full_spec, load_hf_target("tiny-llama", device="cpu"), [build_classifier("refusal-string")])
     cut = json.loads((tmp_path / "cut" / "xstest__refusal-string_2.json").read_text())
-    full = json.loads((tmp_path / "full" / "xstest__refusal-string_2.json").read_text())
     assert {k: v for k, v in cut.items() if k != "created"} == {k: v for k, v in full.items() if k != "created"}
     full_answers = (tmp_path / "full" / "answers" / "xstest.jsonl").read_text().splitlines()
     by_key = {json.loads(line)["key"]: json.loads(line)["response"] for line in full_answers}
@@ -234,6 +238,7 @@ def test_failed_classifier_calls_are_retried_on_rerun(tmp_path):
     assert clf.seen == [4, 4]  # decided verdicts are cached
 
 
+@pytest.mark.slow  # lm-eval indexes its task registry (tens of seconds); runs only where the extra is installed
 def test_ifeval_through_lm_eval_on_a_local_file(tmp_path, monkeypatch):
     pytest.importorskip("lm_eval", reason="the `eval` extra (lm-eval) is not installed")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
