@@ -1,22 +1,48 @@
-"""`advgame report`: render a run's curves and results as an HTML page."""
+"""`advgame report`: render a run's curves and results as an HTML page.
+
+    advgame report RUN_DIR [RESULTS...] [-o OUT.html]
+
+RUN_DIR is a training run directory (metrics.jsonl, rollouts.jsonl); RESULTS are eval or redteam JSON
+files, or directories of them. RUN_DIR may be '-' for a page of results only. The page is self-contained.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-
-from advgame import __version__
+from pathlib import Path
 
 SUMMARY = "render a run's curves and results as an HTML page"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `report` subcommand to the `advgame` parser."""
-    p = sub.add_parser("report", help=f"{SUMMARY} (not built yet)", description=SUMMARY[0].upper() + SUMMARY[1:] + ".")
-    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p = sub.add_parser("report", help=SUMMARY, description=SUMMARY[0].upper() + SUMMARY[1:] + ".")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="training run directory, or '-' for results only")
+    p.add_argument("results", nargs="*", metavar="RESULTS", help="eval/redteam result JSON files or directories")
+    p.add_argument("-o", "--output", help="output HTML file (default RUN_DIR/report.html, or report.html)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"advgame report: reporting is not built yet in advgame {__version__}.", file=sys.stderr)
-    return 2
+    from advgame.report.data import load_report
+    from advgame.report.html import render
+
+    run_dir = None if args.run_dir == "-" else Path(args.run_dir)
+    if run_dir is not None and not (run_dir / "metrics.jsonl").is_file():
+        print(f"advgame report: {run_dir} is not a run directory (no metrics.jsonl)", file=sys.stderr)
+        return 1
+    missing = [r for r in args.results if not Path(r).exists()]
+    if missing:
+        print(f"advgame report: result path not found: {missing[0]}", file=sys.stderr)
+        return 1
+    report = load_report(run_dir, [Path(r) for r in args.results])
+    out = Path(args.output) if args.output else (run_dir / "report.html" if run_dir else Path("report.html"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{out.name}")
+    tmp.write_text(render(report), encoding="utf-8")
+    os.replace(tmp, out)
+    print(f"wrote {out} ({len(report.evals)} eval result(s), {len(report.redteams)} redteam summary(ies)"
+          + (f", {len(report.skipped)} input(s) skipped" if report.skipped else "") + ")")
+    return 0

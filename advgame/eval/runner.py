@@ -1,0 +1,140 @@
+"""Run an evaluation: for each benchmark, answer its items (cached), classify (cached), and write results.
+
+    OUT/answers/<benchmark>.jsonl                 the model's answers, one line per item (resume cache)
+    OUT/verdicts/<benchmark>__<classifier>.jsonl  each classifier's verdicts (resume cache)
+    OUT/<benchmark>__<classifier>.json            the result (kind "eval", shared schema)
+    OUT/summary.md                                the Markdown summary table of this run
+
+Outcomes per item: safety benchmarks count `Verdict.attack_success`, over-refusal ones `Verdict.complied`;
+an item whose answer failed or whose classifier could not decide is None (undecided, reported).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from advgame.config.schema import SamplingConfig
+from advgame.eval.benchmarks import get_benchmark
+from advgame.eval.benchmarks.base import Benchmark, EvalItem
+from advgame.eval.cache import JsonlCache, fingerprint, write_json_atomic
+from advgame.eval.classifiers import Classifier, ClassifyItem, Verdict, classifier_id
+from advgame.eval.generation import answer_items
+from advgame.eval.results import eval_result, markdown_table, result_filename, slug
+from advgame.eval.target import Target
+
+STABLE_ERRORS = (None, "parse", "truncated", "empty response")  # verdicts worth caching
+
+
+@dataclass
+class EvalSpec:
+    benchmarks: list[str]
+    output_dir: Path
+    sampling: SamplingConfig
+    limit: int | None = None
+    data_files: dict[str, str] = field(default_factory=dict)
+    baseline_answers: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    resamples: int = 2000
+    show_progress: bool = True
+    lm_eval_max_new_tokens: int | None = None  # None: each lm-eval task's own generation cap
+
+
+def decoding_record(sampling: SamplingConfig) -> dict:
+    return sampling.model_dump()
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def classify_cached(classifier: Classifier, cache: JsonlCache, items: list[EvalItem], answers: dict) -> list[Verdict | None]:
+    """Verdicts per item (None when the answer itself failed); only uncached (item, answer) pairs are judged."""
+    keyed = []
+    for item in items:
+        ans = answers.get(item.id)
+        keyed.append(None if ans is None or ans.get("error") else f"{item.id}:{_hash(ans['response'])}")
+    todo = [(item, key) for item, key in zip(items, keyed, strict=True) if key and cache.get(key) is None]
+    if todo:
+        verdicts = classifier.classify([
+            ClassifyItem(i.prompt, answers[i.id]["response"], behavior=i.behavior, context=i.context) for i, _ in todo
+        ])
+        fresh = dict(zip((key for _, key in todo), verdicts, strict=True))
+        # a failed call (timeout, http_500, ...) is not cached: the next run asks again
+        cache.add([{"key": key, "refused": v.refused, "harmful": v.harmful, "error": v.error, "raw": v.raw}
+                   for key, v in fresh.items() if v.error in STABLE_ERRORS])
+    else:
+        fresh = {}
+    out = []
+    for key in keyed:
+        rec = cache.get(key) if key else None
+        if rec is not None:
+            out.append(Verdict(rec["refused"], rec["harmful"], rec["error"], rec["raw"]))
+        else:
+            out.append(fresh.get(key))
+    return out
+
+
+def outcome(benchmark: Benchmark, verdict: Verdict | None) -> bool | None:
+    if verdict is None:
+        return None
+    return verdict.attack_success if benchmark.axis == "safety" else verdict.complied
+
+
+def evaluate_generated(
+    spec: EvalSpec, target: Target, benchmark: Benchmark, classifiers: list[Classifier], stop_after: int | None = None
+) -> list[dict]:
+    items, source = benchmark.load(spec.data_files.get(benchmark.name), spec.limit, spec.data_files)
+    decoding = decoding_record(spec.sampling)
+    answers_cache = JsonlCache(spec.output_dir / "answers" / f"{slug(benchmark.name)}.jsonl",
+                               fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}))
+    answers = answer_items(target.backend, items, spec.sampling, answers_cache, seed=spec.seed, label=benchmark.name,
+                           stop_after=stop_after, show_progress=spec.show_progress)
+    results = []
+    for clf in classifiers:
+        cid = classifier_id(clf)
+        vcache = JsonlCache(spec.output_dir / "verdicts" / f"{slug(benchmark.name)}__{slug(cid)}.jsonl",
+                            fingerprint({"classifier": cid}))
+        verdicts = classify_cached(clf, vcache, items, answers)
+        outcomes = [outcome(benchmark, v) for v in verdicts]
+        failed_answers = sum(1 for i in items if answers[i.id].get("error"))
+        truncated = sum(1 for i in items if answers[i.id].get("truncated"))
+        result = eval_result(
+            model=target.name, benchmark=benchmark, classifier=cid, decoding=decoding, source=source,
+            outcomes=outcomes, categories=[i.category for i in items], seed=spec.seed, resamples=spec.resamples,
+            extra={"n_generation_failed": failed_answers, "n_truncated": truncated, "limit": spec.limit},
+        )
+        write_json_atomic(spec.output_dir / result_filename(result), result)
+        results.append(result)
+    return results
+
+
+def run_eval(
+    spec: EvalSpec,
+    target: Target,
+    classifiers: list[Classifier],
+    *,
+    judge_factory: Callable[[], object] | None = None,
+    stop_after: int | None = None,
+) -> list[dict]:
+    """Every benchmark of `spec`; returns the result dicts (also written under spec.output_dir)."""
+    results: list[dict] = []
+    for name in spec.benchmarks:
+        benchmark = get_benchmark(name)
+        if benchmark.kind == "generate":
+            results += evaluate_generated(spec, target, benchmark, classifiers, stop_after)
+        elif benchmark.kind == "win-rate":
+            from advgame.eval.winrate import evaluate_win_rate
+
+            if judge_factory is None:
+                raise ValueError(f"{name} needs an LLM judge: pass --judge-model or --judge-endpoint")
+            results.append(evaluate_win_rate(spec, target, benchmark, judge_factory(), stop_after))
+        else:
+            from advgame.eval.lm_eval import evaluate_lm_eval
+
+            results.append(evaluate_lm_eval(spec, target, benchmark))
+    if results:
+        (spec.output_dir / "summary.md").write_text(markdown_table(results), encoding="utf-8")
+    return results
