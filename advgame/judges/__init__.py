@@ -1,30 +1,27 @@
 """Judges of the game: the protocol (base), LLM judges over any backend (llm), an offline heuristic judge
 (heuristic), their prompts (rubrics) and output parsers (parsing), and `build_judge` (factory)."""
 
-from advgame.judges.base import RUBRICS, FaithItem, Judge, JudgeStats, PairItem, PointItem
-from advgame.judges.factory import build_judge, judge_sampling
-from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, HeuristicJudge, is_refusal
-from advgame.judges.llm import LLMJudge
-from advgame.judges.parsing import parse_faithful, parse_pair_scores, parse_point_score
-from advgame.judges.rubrics import faithfulness_prompt, pairwise_prompt, pointwise_prompt
+from advgame.lazy import lazy_exports
 
-__all__ = [
-    "REFUSAL_CLASSIFIER_NAME",
-    "RUBRICS",
-    "FaithItem",
-    "HeuristicJudge",
-    "Judge",
-    "JudgeStats",
-    "LLMJudge",
-    "PairItem",
-    "PointItem",
-    "build_judge",
-    "faithfulness_prompt",
-    "is_refusal",
-    "judge_sampling",
-    "pairwise_prompt",
-    "parse_faithful",
-    "parse_pair_scores",
-    "parse_point_score",
-    "pointwise_prompt",
-]
+_HOMES = {
+    "RUBRICS": "base",
+    "FaithItem": "base",
+    "Judge": "base",
+    "JudgeStats": "base",
+    "PairItem": "base",
+    "PointItem": "base",
+    "build_judge": "factory",
+    "judge_sampling": "factory",
+    "REFUSAL_CLASSIFIER_NAME": "heuristic",
+    "HeuristicJudge": "heuristic",
+    "is_refusal": "heuristic",
+    "LLMJudge": "llm",
+    "parse_faithful": "parsing",
+    "parse_pair_scores": "parsing",
+    "parse_point_score": "parsing",
+    "faithfulness_prompt": "rubrics",
+    "pairwise_prompt": "rubrics",
+    "pointwise_prompt": "rubrics",
+}
+__all__ = list(_HOMES)
+__getattr__ = lazy_exports(__name__, _HOMES)

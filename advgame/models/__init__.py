@@ -1,10 +1,11 @@
 """Model loading: hub ids, local directories, GGUF files, SmolLM2, and tiny test models."""
 
-from advgame.models.gguf import ModelNotFoundError, cache_root, converted_dir, smollm2_gguf
-from advgame.models.loading import load_model, make_trainable, resolve_device, trainable_parameters
-from advgame.models.tiny import tiny_model, tiny_tokenizer
+from advgame.lazy import lazy_exports
 
-__all__ = [
-    "ModelNotFoundError", "cache_root", "converted_dir", "load_model", "make_trainable", "resolve_device",
-    "smollm2_gguf", "tiny_model", "tiny_tokenizer", "trainable_parameters",
-]
+_HOMES = {
+    "ModelNotFoundError": "gguf", "cache_root": "gguf", "converted_dir": "gguf", "smollm2_gguf": "gguf",
+    "load_model": "loading", "make_trainable": "loading", "resolve_device": "loading",
+    "trainable_parameters": "loading", "tiny_model": "tiny", "tiny_tokenizer": "tiny",
+}
+__all__ = list(_HOMES)
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -24,12 +24,15 @@ import random
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from advgame.backends.base import GenerationBackend
 from advgame.config.schema import SamplingConfig
 from advgame.eval.classifiers.base import ClassifyItem, Verdict
 from advgame.judges.parsing import verdict_part
 from advgame.judges.rubrics import fence
+
+if TYPE_CHECKING:  # the backends pull in torch; the CLI's parser imports this module
+    from advgame.backends.base import GenerationBackend
 
 _ANSWER_OPEN = re.compile(r"<\s*answer\s*>", re.IGNORECASE)
 _ANSWER_CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.IGNORECASE)
