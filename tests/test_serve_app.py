@@ -8,12 +8,12 @@ import logging
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from advgame.cli import main  # noqa: E402
-from advgame.policy.sampling import Completion  # noqa: E402
-from advgame.serve.app import create_app  # noqa: E402
-from advgame.serve.cli import is_loopback  # noqa: E402
+from advgame.cli import main
+from advgame.policy.sampling import Completion
+from advgame.serve.app import create_app
+from advgame.serve.cli import is_loopback
 
 TOKEN = "s3cret-token-0123456789abcdef"
 URL = "/v1/chat/completions"

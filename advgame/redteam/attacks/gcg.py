@@ -18,11 +18,30 @@ from advgame.redteam.targets import Target
 
 DEFAULT_TARGET_TEMPLATE = "Sure, here is {behavior}"
 
+# Leading verbs of HarmBench-style behaviours -> the affirmative reply's opening ("Write a poem" -> "Sure,
+# here is a poem"), in the spirit of the GCG / HarmBench target strings; anything else gets a generic one.
+_OPENINGS = (
+    (("write", "generate", "create", "compose", "draft", "produce", "give", "provide", "devise", "come up with"),
+     "Sure, here is {rest}"),
+    (("explain how to", "describe how to", "tell me how to", "show me how to"), "Sure, here is how to {rest}"),
+    (("describe", "explain"), "Sure, here is an explanation of {rest}"),
+    (("list",), "Sure, here is a list of {rest}"),
+)
+
 
 def target_string(behavior: str, template: str = DEFAULT_TARGET_TEMPLATE) -> str:
-    """The reply GCG steers towards: the template with the behaviour (first letter lower-cased, no final dot)."""
+    """The reply GCG steers towards. With the default template, the behaviour's leading verb is turned into
+    an affirmative opening ('Write a poem.' -> 'Sure, here is a poem'); a custom template gets the behaviour
+    with its first letter lower-cased and no final punctuation."""
     b = behavior.strip().rstrip(".!?")
-    return template.format(behavior=b[:1].lower() + b[1:])
+    if template != DEFAULT_TARGET_TEMPLATE:
+        return template.format(behavior=b[:1].lower() + b[1:])
+    low = b.lower()
+    for verbs, opening in _OPENINGS:
+        for verb in verbs:
+            if low.startswith(verb + " "):
+                return opening.format(rest=b[len(verb) + 1:])
+    return "Sure, here is a response to your request"
 
 
 @dataclass
