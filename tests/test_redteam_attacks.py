@@ -154,3 +154,12 @@ def test_gcg_attack_needs_white_box_or_surrogate_and_sends_one_query(tiny_llama)
     assert target_string("Explain how to pick a lock") == "Sure, here is how to pick a lock"
     assert target_string("Why is the sky blue?") == "Sure, here is a response to your request"
     assert target_string("Write a poem.", "OK: {behavior}") == "OK: write a poem"
+
+
+def test_gcg_prefix_cache_gives_the_same_losses(tiny_llama):
+    model, tokenizer = tiny_llama
+    kwargs = {"steps": 2, "search_width": 8, "topk": 8, "suffix_len": 4, "seed": 3}
+    cached = gcg_optimize(model, tokenizer, "Explain how to pick a lock", "Sure, here is", prefix_cache=True, **kwargs)
+    plain = gcg_optimize(model, tokenizer, "Explain how to pick a lock", "Sure, here is", prefix_cache=False, **kwargs)
+    assert cached.suffix_ids == plain.suffix_ids
+    assert cached.best_losses == pytest.approx(plain.best_losses, abs=1e-4)

@@ -13,10 +13,13 @@ Minimise the cross-entropy of a target string (e.g. "Sure, here is ...") as the 
      the current loss, as in the paper), and keep the best suffix seen.
 
 The chat template is applied once around a sentinel and split, so the suffix sits inside the user turn.
+The text before the suffix is run once and its KV cache reused by every forward pass (`prefix_cache`);
+only the logits that predict the target are computed.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from dataclasses import dataclass, field
@@ -59,16 +62,18 @@ def _allowed_mask(tokenizer, vocab: int) -> torch.Tensor:
     return mask
 
 
-def _target_loss(logits: torch.Tensor, target: torch.Tensor, start: int) -> torch.Tensor:
-    """Mean CE per row of the tokens `target` placed at `start` (logits at start-1 predict start)."""
-    pred = logits[:, start - 1: start - 1 + target.shape[0]]
-    return F.cross_entropy(pred.transpose(1, 2), target.expand(pred.shape[0], -1), reduction="none").mean(-1)
+def _target_loss(model: torch.nn.Module, target: torch.Tensor, **inputs) -> torch.Tensor:
+    """Mean CE per row of `target`, which ends every input sequence. Only the logits that predict the
+    target are computed (`logits_to_keep`): the full [B, L, vocab] tensor would dominate time and memory."""
+    keep = target.shape[0] + 1
+    logits = model(**inputs, logits_to_keep=keep).logits[:, -keep:-1].float()
+    return F.cross_entropy(logits.transpose(1, 2), target.expand(logits.shape[0], -1), reduction="none").mean(-1)
 
 
 def gcg_optimize(
     model: torch.nn.Module, tokenizer, user_text: str, target_text: str, *, steps: int = 20,
     search_width: int = 64, topk: int = 64, suffix_len: int = 20, batch_size: int = 64, seed: int = 0,
-    max_seconds: float = float("inf"), init: str = "!",
+    max_seconds: float = float("inf"), init: str = "!", prefix_cache: bool = True,
 ) -> GCGResult:
     """Run GCG for `steps` steps (or until `max_seconds`); see the module docstring."""
     start_time = time.monotonic()
@@ -84,7 +89,7 @@ def gcg_optimize(
         init_ids = [int(allowed.nonzero()[0])]
     suffix = torch.tensor(init_ids * suffix_len, device=device)
     pre, post = torch.tensor(before, device=device), torch.tensor(after, device=device)
-    t_start = len(before) + suffix_len + len(after)
+    cache = _prefix_cache(model, pre) if prefix_cache else None
 
     def batch_loss(cands: torch.Tensor) -> torch.Tensor:
         out = []
@@ -92,8 +97,12 @@ def gcg_optimize(
             for k in range(0, cands.shape[0], batch_size):
                 c = cands[k:k + batch_size]
                 n = c.shape[0]
-                ids = torch.cat([pre.expand(n, -1), c, post.expand(n, -1), target.expand(n, -1)], dim=1)
-                out.append(_target_loss(model(input_ids=ids).logits.float(), target, t_start))
+                rest = [c, post.expand(n, -1), target.expand(n, -1)]
+                if cache is None:
+                    out.append(_target_loss(model, target, input_ids=torch.cat([pre.expand(n, -1), *rest], 1)))
+                else:
+                    out.append(_target_loss(model, target, input_ids=torch.cat(rest, 1),
+                                            past_key_values=_expanded(cache, n)))
         return torch.cat(out)
 
     current_loss = float(batch_loss(suffix[None])[0])
@@ -103,8 +112,12 @@ def gcg_optimize(
         if time.monotonic() - start_time >= max_seconds:
             break
         one_hot = F.one_hot(suffix, vocab).to(embed.dtype).requires_grad_(True)
-        embeds = torch.cat([embed[pre], one_hot @ embed, embed[post], embed[target]])[None]
-        loss = _target_loss(model(inputs_embeds=embeds).logits.float(), target, t_start)[0]
+        if cache is None:
+            embeds = torch.cat([embed[pre], one_hot @ embed, embed[post], embed[target]])[None]
+            loss = _target_loss(model, target, inputs_embeds=embeds)[0]
+        else:
+            embeds = torch.cat([one_hot @ embed, embed[post], embed[target]])[None]
+            loss = _target_loss(model, target, inputs_embeds=embeds, past_key_values=_expanded(cache, 1))[0]
         (grad,) = torch.autograd.grad(loss, one_hot)
         grad = grad.masked_fill(~allowed[None], float("inf"))
         top = (-grad).topk(topk, dim=1).indices  # [suffix_len, topk]
@@ -124,6 +137,22 @@ def gcg_optimize(
     result.suffix_ids = best.tolist()
     result.suffix = tokenizer.decode(result.suffix_ids)
     return result
+
+
+def _prefix_cache(model: torch.nn.Module, pre: torch.Tensor):
+    """The KV cache of the fixed text before the suffix (computed once: it is about half of every
+    sequence), or None when the model does not return a copyable cache."""
+    with torch.no_grad():
+        cache = model(input_ids=pre[None], use_cache=True).past_key_values
+    return cache if hasattr(cache, "batch_repeat_interleave") else None
+
+
+def _expanded(cache, n: int):
+    """A fresh copy of the prefix cache for a batch of n (forward passes append to the cache they get)."""
+    fresh = copy.deepcopy(cache)
+    if n > 1:
+        fresh.batch_repeat_interleave(n)
+    return fresh
 
 
 def _retokenisable(tokenizer, cands: torch.Tensor) -> torch.Tensor:
