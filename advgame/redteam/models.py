@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from advgame.config.schema import ModelConfig
 from advgame.models.gguf import ModelNotFoundError
-from advgame.models.loading import TINY_PREFIX, load_model, prepare_tokenizer, resolve_device
+from advgame.models.loading import TINY_PREFIX, load_model, prepare_tokenizer
 
 ADAPTER_CONFIG = "adapter_config.json"
 DEFAULT_PLAYER = "defender"
@@ -78,5 +78,4 @@ def _apply_adapter(model: torch.nn.Module, adapter: Path) -> torch.nn.Module:
         raise ModelNotFoundError(f"not a peft adapter directory (no {ADAPTER_CONFIG}): {adapter}")
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(model, str(adapter))
-    return model.merge_and_unload().to(resolve_device("auto") if model.device.type == "meta" else model.device)
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
