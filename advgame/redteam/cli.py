@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--max-queries", type=int, default=20, help="target queries per attack and behaviour")
     a.add_argument("--max-seconds", type=float, default=300.0, help="seconds per attack and behaviour")
     a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--out", help="output dir (default: runs/redteam/<target>); rerun into it to resume")
+    a.add_argument("--out", help="output dir; None means runs/redteam/<target>. Rerun into it to resume")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     m = p.add_argument_group("attacker LLM (advgame, pair, tap) and scoring judge (pair, tap)")
     m.add_argument("--attacker", help="attacker model: RUN/final/attacker_ema, smollm2, an HF dir ...")

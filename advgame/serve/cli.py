@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-request-bytes", type=int, default=1_000_000, help="larger bodies get 413")
     p.add_argument("--max-tokens-limit", type=int, default=1024, help="cap on max_tokens per request")
     p.add_argument("--max-n", type=int, default=8, help="cap on n per request")
-    p.add_argument("--served-model-name", help="model id reported by the API (default: the model argument)")
+    p.add_argument("--served-model-name", help="model id reported by the API; None means the model argument")
     p.set_defaults(run=run)
 
 
