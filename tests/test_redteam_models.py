@@ -35,7 +35,9 @@ def _q_proj(model):
 def test_aliases_and_run_dirs(tmp_path):
     assert resolve_spec("tiny:llama") == "tiny-llama"
     (tmp_path / "run" / "final" / "defender").mkdir(parents=True)
+    (tmp_path / "run" / "final" / "attacker_ema").mkdir(parents=True)
     assert resolve_spec(str(tmp_path / "run")) == str(tmp_path / "run" / "final" / "defender")
+    assert resolve_spec(str(tmp_path / "run"), "attacker_ema") == str(tmp_path / "run" / "final" / "attacker_ema")
     assert resolve_spec("smollm2") == "smollm2"
 
 

