@@ -1,5 +1,8 @@
 """End to end on CPU: `advgame serve` a tiny model on 127.0.0.1, red-team it over HTTP with every attack at a
-tiny budget, SIGKILL the run, resume it, and check the table, the JSONL and the server's logs."""
+tiny budget, SIGKILL the run, resume it, and check the table, the JSONL and the server's logs.
+
+The two subprocesses use one thread each: on a shared CPU, torch's threads spinning at barriers while
+another process holds the cores made tiny-model generation about 6x slower."""
 
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ def _done_units(path) -> int:
 @pytest.fixture
 def server(tmp_path):
     port = _free_port()
-    env = {**os.environ, "ADVGAME_SERVE_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "ADVGAME_SERVE_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "advgame", "serve", "tiny:llama", "--port", str(port),
                              "--served-model-name", "tiny"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -81,7 +84,7 @@ def test_serve_then_redteam_over_http_with_every_attack_and_resume(server, tmp_p
         "--attacker-max-new-tokens", "12", "--attacker-format", "plain", "--advgame-format", "plain",
         "--temperature", "1.0", "--out", str(out), "--no-progress",
     ]
-    env = {**os.environ, "ADVGAME_SERVE_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "ADVGAME_SERVE_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "advgame", *argv], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     attempts = out / "attempts.jsonl"
