@@ -87,7 +87,8 @@ def build_attacks(names: list[str], args: argparse.Namespace, target: Target) ->
         elif name == "gcg":
             surrogate, surrogate_name = None, None
             if args.gcg_surrogate:
-                _, surrogate_name, model, tok = models.get(args.gcg_surrogate)
+                _, _, model, tok = models.get(args.gcg_surrogate)
+                surrogate_name = args.gcg_surrogate
                 surrogate = (model, tok)
             elif not target.white_box:
                 raise ValueError("attack gcg on a remote target needs a local surrogate: --gcg-surrogate MODEL")
