@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 SUMMARY = "run the trained Attacker, PAIR, TAP and GCG against a target"
@@ -104,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
     from advgame.redteam.targets import build_target
 
     console = Console(stderr=True)
-    err = Console(stderr=True, highlight=False)
     try:
         if bool(args.target) == bool(args.target_url):
             raise ValueError("give exactly one of --target MODEL or --target-url URL (with --target-model)")
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                               concurrency=args.target_concurrency, retries=args.target_retries)
         attacks = build_attacks(names, args, target)
     except (ValueError, ModelNotFoundError, BehaviorDataError, SettingsMismatch) as e:
-        err.print(f"advgame redteam: {e}")
+        print(f"advgame redteam: {e}", file=sys.stderr)  # plain: rich would read [..] in paths as markup
         return EXIT_ERROR
     behaviors_name = args.behaviors_file or args.behaviors
     summary = run_redteam(target, attacks, behaviors, classifier, out, behaviors_name=behaviors_name,
