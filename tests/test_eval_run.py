@@ -172,10 +172,11 @@ def test_target_loads_a_run_dirs_final_defender_adapter(tmp_path):
     adapter = tmp_path / "run" / "final" / "defender"
     model.save_pretrained(adapter)
     tok.save_pretrained(adapter)
-    with pytest.raises(ModelNotFoundError, match="--base-model"):
+    with pytest.raises(ModelNotFoundError, match="records no base model"):
         load_hf_target(str(tmp_path / "run"), device="cpu")
     target = load_hf_target(str(tmp_path / "run"), device="cpu", base_model="tiny-llama")
-    assert type(target.backend.model).__name__ == "PeftModelForCausalLM"
+    names = [n for n, _ in target.backend.model.named_parameters()]
+    assert type(target.backend.model).__name__ == "LlamaForCausalLM" and not any("lora_" in n for n in names)  # merged
     assert not any(p.requires_grad for p in target.backend.model.parameters())
     (out,) = target.backend.generate(["hello"], SamplingConfig(temperature=0.0, max_new_tokens=4))
     assert out.error is None and len(out.token_ids) <= 4

@@ -9,9 +9,9 @@ import torch
 
 from advgame.config.schema import LoraConfig
 from advgame.models.gguf import ModelNotFoundError
+from advgame.models.inference import load_chat_model, resolve_spec
 from advgame.models.loading import make_trainable
 from advgame.models.tiny import tiny_model
-from advgame.redteam.models import load_chat_model, resolve_spec
 
 
 def _save_adapter(path, base_name):

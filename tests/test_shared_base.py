@@ -67,6 +67,11 @@ def test_shared_base_game_trains_and_exports_each_adapter(tmp_path):
     assert all(".attacker." in n for n in tensors["attacker"]) and all(".defender." in n for n in tensors["defender"])
     for name in ("attacker", "defender", "attacker_ema", "defender_ema"):
         assert (run_dir / "final" / name / "adapter_model.safetensors").is_file(), name
+    # the export names its base, so eval / redteam / serve load it by itself
+    from advgame.models.inference import load_chat_model
+
+    model, _ = load_chat_model(str(run_dir), device="cpu")
+    assert type(model).__name__ == "LlamaForCausalLM"
 
 
 def test_shared_base_needs_lora_players_on_the_same_base(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from advgame.config.schema import SamplingConfig
+from advgame.models.inference import resolve_spec
 from advgame.redteam.attacks.base import Attack, Budget
-from advgame.redteam.models import resolve_spec
 from advgame.redteam.targets import Target, build_backend
 
 ATTACKS = ("advgame", "pair", "tap", "gcg")

@@ -78,7 +78,7 @@ def build_backend(
     if not spec:
         raise ValueError("no model given: pass a local model/checkpoint or an endpoint URL")
     from advgame.backends.hf import HFBackend
-    from advgame.redteam.models import load_chat_model
+    from advgame.models.inference import load_chat_model
 
     lm, tokenizer = load_chat_model(spec, adapter=adapter, player=player)
     name = spec + (f"+{adapter}" if adapter else "")

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     from advgame.backends.hf import HFBackend
     from advgame.models.gguf import ModelNotFoundError
-    from advgame.redteam.models import load_chat_model
+    from advgame.models.inference import load_chat_model
     from advgame.serve.app import create_app
 
     try:

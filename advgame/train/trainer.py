@@ -13,8 +13,10 @@ A run directory holds:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -224,10 +226,24 @@ def restore(run_dir: Path, game: Game, data: SeedData) -> int:
 def export_players(game: Game, out_dir: Path) -> None:
     """Save each trained player in Hugging Face format (peft adapter for LoRA, full weights otherwise)."""
     for p in game.players():
-        target = out_dir / p.name
-        p.model.save_pretrained(target, safe_serialization=True)
-        p.tokenizer.save_pretrained(target)
+        base = (game.cfg.defender if p.name == "defender" else game.cfg.attacker).path
+        targets = [(out_dir / p.name, nullcontext())]
         if p.ema is not None:
-            with p.ema.swapped_in(p.model):
-                p.model.save_pretrained(out_dir / f"{p.name}_ema", safe_serialization=True)
-            p.tokenizer.save_pretrained(out_dir / f"{p.name}_ema")
+            targets.append((out_dir / f"{p.name}_ema", p.ema.swapped_in(p.model)))
+        for target, weights in targets:
+            with weights:
+                p.model.save_pretrained(target, safe_serialization=True)
+            p.tokenizer.save_pretrained(target)
+            _record_base_model(target, base)
+
+
+def _record_base_model(adapter_dir: Path, base: str) -> None:
+    """An adapter whose base was loaded from an alias or a temporary path records none: name the configured
+    one (e.g. 'smollm2'), so that `advgame eval/redteam/serve` can load the adapter by itself."""
+    config = adapter_dir / "adapter_config.json"
+    if not config.is_file():
+        return
+    data = json.loads(config.read_text())
+    if not data.get("base_model_name_or_path"):
+        data["base_model_name_or_path"] = base
+        config.write_text(json.dumps(data, indent=2))
