@@ -8,7 +8,8 @@ import pytest
 
 from advgame.cli import main
 from advgame.config.schema import SamplingConfig
-from advgame.eval.classifiers import build_classifier
+from advgame.eval.classifiers import build_classifier, classifier_id
+from advgame.eval.classifiers.refusal_string import RefusalStringClassifier
 from advgame.policy.sampling import Completion
 from advgame.redteam.attacks.base import Budget, Candidate
 from advgame.redteam.behaviors import BehaviorDataError, load_behaviors
@@ -115,7 +116,7 @@ def test_runner_summary_schema_and_resume(tmp_path):
         assert {"attack", "behavior_id", "behavior", "attempt", "prompt", "response", "verdict", "success",
                 "queries", "elapsed_s"} <= set(r)
         assert set(r["verdict"]) == {"refused", "harmful", "error"}
-    assert summary["kind"] == "redteam" and summary["classifier"] == "refusal-string@1"
+    assert summary["kind"] == "redteam" and summary["classifier"] == classifier_id(RefusalStringClassifier())
     (row,) = summary["rows"]
     assert (row["attack"], row["n"], row["successes"], row["n_undecided"]) == ("stub", 3, 2, 0)
     assert row["asr"] == pytest.approx(2 / 3, abs=1e-4) and row["queries"] == 3 and row["queries_per_success"] == 1.5
