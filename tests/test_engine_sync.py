@@ -3,6 +3,8 @@ live weights after each update on-policy; LoRA players as an adapter directory, 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from safetensors.torch import load_file
 
@@ -78,3 +80,32 @@ def test_on_policy_engines_get_the_live_weights_after_each_update(tmp_path):
     assert len(received) == 2  # harmful split (initial weights), benign split (after the harmful update)
     assert _matches(received[0], live_before)
     assert not _matches(received[1], live_before)
+
+
+def test_configured_vllm_server_engines_get_adapters_and_weights(tmp_path):
+    """`engine.kind=vllm_server` end to end, against a fake `vllm serve` running a tiny model: the full
+    fine-tuned Attacker's weights go through the reload protocol, the LoRA Defender's adapter by name."""
+    from advgame.models.tiny import tiny_model
+    from advgame.train.trainer import train
+    from tests.vllm_fake_server import FakeVLLMServer, hf_completer
+
+    model, tok = tiny_model("llama", seed=0)
+    with FakeVLLMServer(hf_completer(model.eval(), tok)) as att, FakeVLLMServer(hf_completer(model, tok)) as dfd:
+        engine = {"kind": "vllm_server", "exchange_dir": str(tmp_path / "exchange"), "sync_timeout_s": 10}
+        cfg = tiny_config(
+            tmp_path, train__steps=1, train__validation_size=0, game__direct_seeds=True,  # random text: answer seeds
+            attacker={"path": "tiny-llama", "finetune": "full", "device": "cpu",
+                      "engine": {**engine, "base_urls": [att.base_url]}},
+            defender={"path": "tiny-llama", "finetune": "lora", "lora": {"r": 4, "alpha": 8}, "device": "cpu",
+                      "engine": {**engine, "base_urls": [dfd.base_url]}},
+        )
+        judges, _ = scripted(cfg)
+        train(cfg, tmp_path / "run", judge_overrides=judges)
+    att_paths = [p for p, _ in att.calls]
+    assert att_paths[:4] == ["/pause", "/collective_rpc", "/reset_prefix_cache", "/resume"]
+    weights_dir = att.calls[1][1]["args"][0]
+    assert (tmp_path / "exchange") in Path(weights_dir).parents
+    assert "/v1/completions" in att_paths
+    assert list(dfd.adapters) == ["defender-v1"]  # one EMA version sampled in one step
+    served = {body["model"] for path, body in dfd.calls if path == "/v1/completions"}
+    assert served == {"defender-v1"}

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +55,10 @@ class EngineSync:
             self.backend.load_adapter(str(target), name=self.name)
         elif hasattr(self.backend, "push_weights"):
             self.backend.push_weights(model.state_dict().items())
-        else:
-            target = self._fresh_dir()
-            tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-            save_file(tensors, str(target / "model.safetensors"))
-            self.backend.reload_weights(str(target))
+        else:  # a server: the weights go through a directory it can read
+            from advgame.backends.vllm_weight_channel import save_weights
+
+            self.backend.reload_weights(str(save_weights(model.state_dict().items(), self._fresh_dir())))
         self.synced_key = key
         self.last_seconds = time.perf_counter() - t0
         log.info("%s: engine synced to %s in %.2f s", self.name, key, self.last_seconds)
