@@ -24,17 +24,14 @@ operation and the cause; nothing here can hang a training step.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import random
-from collections import Counter
 from collections.abc import Sequence
 
-import openai
 from transformers import PreTrainedTokenizerBase
 
-from advgame.backends.openai_compat import OpenAIChatBackend, _classify, _run_sync
+from advgame.backends.endpoint_pool import EndpointPool
+from advgame.backends.openai_compat import OpenAIChatBackend
 from advgame.backends.vllm_common import WeightSyncError, expand_requests, stop_token_ids, to_completion
 from advgame.backends.vllm_weight_channel import post_json, reload_all
 from advgame.config.schema import SamplingConfig
@@ -61,25 +58,19 @@ class VLLMServerBackend:
         sync_timeout_s: float = 60.0,
         name: str | None = None,
     ):
-        if not base_urls:
-            raise ValueError("VLLMServerBackend needs at least one base URL")
-        if max_concurrency < 1 or timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or sync_timeout_s <= 0:
-            raise ValueError("need max_concurrency >= 1, timeout_s > 0, max_retries >= 0, backoff_s >= 0, "
-                             "sync_timeout_s > 0")
-        self.base_urls = [u.rstrip("/") for u in base_urls]
+        if sync_timeout_s <= 0:
+            raise ValueError("need sync_timeout_s > 0")
+        self.name = name or f"vllm-server:{model}"
+        self.pool = EndpointPool(base_urls, api_key_env, max_concurrency=max_concurrency, timeout_s=timeout_s,
+                                 max_retries=max_retries, backoff_s=backoff_s, name=self.name)
+        self.base_urls = self.pool.base_urls
+        self.timeout_s = timeout_s
         self.base_model = model
         self.served_model = model  # the name requests use: the base model, or the current adapter version
         self.tokenizer = tokenizer
-        self.max_concurrency = max_concurrency
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
         self.sync_timeout_s = sync_timeout_s
-        self.name = name or f"vllm-server:{model}"
         self._api_key_env = api_key_env
         self._api_key = os.environ.get(api_key_env) or "EMPTY"
-        self._cursor = 0
-        self._jitter = random.Random()
         self._adapter_version = 0
 
     def __repr__(self) -> str:
@@ -100,62 +91,33 @@ class VLLMServerBackend:
         if not prompts:
             return []
         if self.tokenizer is None:  # text only, through the chat API
+            pool = self.pool
             chat = OpenAIChatBackend(self.base_urls, self.served_model, api_key_env=self._api_key_env,
-                                     max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
-                                     max_retries=self.max_retries, backoff_s=self.backoff_s, name=self.name)
+                                     max_concurrency=pool.max_concurrency, timeout_s=pool.timeout_s,
+                                     max_retries=pool.max_retries, backoff_s=pool.backoff_s, name=self.name)
             return chat.generate(prompts, sampling, num_samples=num_samples, seed=seed,
                                  return_logprobs=return_logprobs)
-        jobs = expand_requests(self.tokenizer, prompts, num_samples, seed)
-        start, self._cursor = self._cursor, self._cursor + len(jobs)
-        return _run_sync(lambda: self._run(jobs, sampling, return_logprobs, start))
-
-    async def _run(self, jobs, sampling: SamplingConfig, return_logprobs: bool, start: int) -> list[Completion]:
-        clients = [
-            openai.AsyncOpenAI(base_url=url, api_key=self._api_key, max_retries=0, timeout=self.timeout_s)
-            for url in self.base_urls
-        ]
-        gate = asyncio.Semaphore(self.max_concurrency)
         stop = stop_token_ids(self.tokenizer)
-        try:
-            outs = await asyncio.gather(*(
-                self._request(clients, gate, ids, s, sampling, stop, return_logprobs, start + i)
-                for i, (ids, s) in enumerate(jobs)
-            ))
-        finally:
-            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
-        failed = Counter(o.error for o in outs if o.error)
-        if failed:
-            log.warning("%s: %d of %d requests failed after retries: %s",
-                        self.name, failed.total(), len(outs), dict(failed))
-        return outs
-
-    async def _request(self, clients, gate, prompt_ids, seed, sampling, stop, return_logprobs, slot) -> Completion:
-        reason = "error"
         greedy = sampling.temperature == 0
         extra = {"return_token_ids": True, "stop_token_ids": stop, "skip_special_tokens": True}
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + self._jitter.random()))
-            k = (slot + attempt) % len(clients)
-            async with gate:
-                try:
-                    reply = await asyncio.wait_for(
-                        clients[k].completions.create(
-                            model=self.served_model, prompt=prompt_ids, n=1, max_tokens=sampling.max_new_tokens,
-                            temperature=sampling.temperature, top_p=1.0 if greedy else sampling.top_p,
-                            logprobs=0 if return_logprobs else None,
-                            extra_body=extra, **({} if seed is None else {"seed": seed}),
-                        ),
-                        self.timeout_s,
-                    )
-                    return self._to_completion(reply, prompt_ids, return_logprobs)
-                except Exception as err:  # noqa: BLE001 - every failure becomes a reason, none escapes the batch
-                    reason, retry = _classify(err)
-            log.debug("request to %s failed (%s), attempt %d of %d", self.base_urls[k], reason, attempt + 1,
-                      self.max_retries + 1)
-            if not retry:
-                break
-        return Completion(prompt_ids=list(prompt_ids), token_ids=[], text="", truncated=False, error=reason)
+
+        def call(prompt_ids, request_seed):
+            async def attempt(client) -> Completion:
+                reply = await client.completions.create(
+                    model=self.served_model, prompt=prompt_ids, n=1, max_tokens=sampling.max_new_tokens,
+                    temperature=sampling.temperature, top_p=1.0 if greedy else sampling.top_p,
+                    logprobs=0 if return_logprobs else None,
+                    extra_body=extra, **({} if request_seed is None else {"seed": request_seed}),
+                )
+                return self._to_completion(reply, prompt_ids, return_logprobs)
+
+            return attempt
+
+        jobs = expand_requests(self.tokenizer, prompts, num_samples, seed)
+        return self.pool.run(
+            [call(ids, s) for ids, s in jobs],
+            lambda i, reason: Completion(prompt_ids=list(jobs[i][0]), token_ids=[], text="", truncated=False, error=reason),
+        )
 
     def _to_completion(self, reply, prompt_ids, return_logprobs: bool) -> Completion:
         try:
