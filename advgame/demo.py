@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = validation_rows(run_dir)
     console.print(before_after_table(rows))
     console.print(f"finished in {minutes:.1f} min (seed {cfg.seed}); metrics: {run_dir / 'metrics.jsonl'}")
+    console.print(f"as a page: advgame report {run_dir} -o {run_dir / 'report.html'}")
     return 0
 
 
