@@ -14,12 +14,13 @@ Prints a table with the vLLM/HF ratio and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
+
+from advgame.atomic import write_json_atomic
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -95,10 +96,7 @@ def main(argv=None) -> dict:
         table.add_row(name, f"{res['tokens_per_s']:.1f}", runs)
     table.add_row("ratio vLLM / HF", f"{out['ratio_vllm_over_hf']:.2f}", "")
     Console().print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json_atomic(args.out, out)
     return out
 
 

@@ -32,7 +32,6 @@ FLOPs and MFU (the usual 6N/2N approximations; attention's seq^2 term is left ou
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -45,6 +44,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from transformers import AutoConfig, AutoModelForCausalLM
+
+from advgame.atomic import write_json_atomic
 
 
 def _arch(model_type, hidden, intermediate, layers, heads, kv_heads, vocab, tied, rope_theta) -> dict:
@@ -302,10 +303,7 @@ def main(argv=None) -> dict:
         out["memory"]["saving_bytes_vs_two_bases"] = base_bytes
     report(out)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=2) + "\n")
-        tmp.replace(args.json)
+        write_json_atomic(args.json, out)
     return out
 
 

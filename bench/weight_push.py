@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from advgame.atomic import write_json_atomic
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -45,10 +47,7 @@ def main(argv=None) -> dict:
            "max_logprob_diff": max(abs(a - b) for a, b in zip(before.logprobs, after.logprobs)),
            "load_avg_1m": os.getloadavg()[0]}
     print(json.dumps(out, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json_atomic(args.out, out)
     return out
 
 

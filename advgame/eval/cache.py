@@ -47,12 +47,3 @@ class JsonlCache:
                 self.entries[r["key"]] = r
             f.flush()
             os.fsync(f.fileno())
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON via a temporary file and a rename, so a kill never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

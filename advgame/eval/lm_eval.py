@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from advgame import __version__
+from advgame.atomic import write_json_atomic
 from advgame.eval.benchmarks.base import Benchmark
 from advgame.eval.benchmarks.sources import DataUnavailable, sha256_file
-from advgame.eval.cache import write_json_atomic
 from advgame.eval.results import result_filename
 from advgame.extras import require
 

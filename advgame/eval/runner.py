@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from advgame.atomic import write_json_atomic
 from advgame.config.schema import SamplingConfig
 from advgame.eval.benchmarks import get_benchmark
 from advgame.eval.benchmarks.base import Benchmark, EvalItem
-from advgame.eval.cache import JsonlCache, fingerprint, write_json_atomic
+from advgame.eval.cache import JsonlCache, fingerprint
 from advgame.eval.classifiers import Classifier, ClassifyItem, Verdict, classifier_id
 from advgame.eval.generation import answer_items
 from advgame.eval.results import eval_result, markdown_table, result_filename, slug

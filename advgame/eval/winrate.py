@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from advgame.atomic import write_json_atomic
 from advgame.eval.benchmarks.base import Benchmark
 from advgame.eval.benchmarks.files import DataFileError
 from advgame.eval.benchmarks.sources import resolve
 from advgame.eval.benchmarks.utility import baseline_from_items_file, read_baseline_answers
-from advgame.eval.cache import JsonlCache, fingerprint, write_json_atomic
+from advgame.eval.cache import JsonlCache, fingerprint
 from advgame.eval.generation import answer_items
 from advgame.eval.results import eval_result, result_filename, slug
 from advgame.judges.base import PairItem

@@ -16,11 +16,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from advgame.atomic import write_json_atomic
 from advgame.eval.classifiers import Classifier, ClassifyItem, classifier_id
 from advgame.redteam.attacks.base import Attack, Candidate
 from advgame.redteam.behaviors import Behavior
 from advgame.redteam.store import AttemptLog
-from advgame.redteam.summary import build_summary, markdown_table, write_json
+from advgame.redteam.summary import build_summary, markdown_table
 from advgame.redteam.targets import Target
 
 ATTEMPTS, SUMMARY, SUMMARY_MD, SETTINGS = "attempts.jsonl", "summary.json", "summary.md", "run.json"
@@ -44,7 +45,7 @@ def check_settings(out_dir: Path, settings: dict) -> None:
             )
         return
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(path, settings)
+    write_json_atomic(path, settings)
 
 
 def classify(classifier: Classifier, behavior: Behavior, cands: Sequence[Candidate]) -> list[dict]:
@@ -91,7 +92,7 @@ def run_redteam(
     def summarise() -> dict:
         recs = [r for r in log.records if r["behavior_id"] in wanted and r["attack"] in budgets]
         summary = build_summary(recs, budgets, **meta)
-        write_json(out_dir / SUMMARY, summary)
+        write_json_atomic(out_dir / SUMMARY, summary)
         (out_dir / SUMMARY_MD).write_text(markdown_table(summary), encoding="utf-8")
         return summary
 

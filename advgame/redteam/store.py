@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from advgame.atomic import write_text_atomic
+
 
 class AttemptLog:
     def __init__(self, path: Path):
@@ -39,9 +41,7 @@ class AttemptLog:
         self.dropped += sum(len(v) for v in pending.values())
         self.records = rows
         if self.dropped or not clean:
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     def done(self) -> set[tuple[str, str]]:
         """(attack, behaviour id) of every complete unit."""

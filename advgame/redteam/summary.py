@@ -9,12 +9,9 @@ queries per success = queries / successes (None without a success).
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from advgame import __version__
 
@@ -64,12 +61,6 @@ def build_summary(records: Sequence[dict], budgets: dict[str, dict], *, target: 
         "behaviors": behaviors, "n_behaviors": n_behaviors, "rows": rows,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _fmt(x, pct: bool = False) -> str:

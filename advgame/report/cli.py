@@ -9,9 +9,10 @@ files, or directories of them. RUN_DIR may be '-' for a page of results only. Th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from advgame.atomic import write_text_atomic
 
 SUMMARY = "render a run's curves and results as an HTML page"
 
@@ -39,10 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     report = load_report(run_dir, [Path(r) for r in args.results])
     out = Path(args.output) if args.output else (run_dir / "report.html" if run_dir else Path("report.html"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{out.name}")
-    tmp.write_text(render(report), encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(out, render(report))
     print(f"wrote {out} ({len(report.evals)} eval result(s), {len(report.redteams)} redteam summary(ies)"
           + (f", {len(report.skipped)} input(s) skipped" if report.skipped else "") + ")")
     return 0
