@@ -91,9 +91,20 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast_player(player) -> None:
-    """Make every rank start from rank 0's trainable weights, EMA and initial snapshot (no-op in one process)."""
+def broadcast_module(model: torch.nn.Module) -> None:
+    """Make every rank hold rank 0's trainable weights (no-op in one process)."""
     if not active():
+        return
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                dist.broadcast(p.data, src=0)
+
+
+def broadcast_player(player) -> None:
+    """Make every rank start from rank 0's trainable weights, EMA and initial snapshot (no-op in one process,
+    and for a sharded player, whose whole weights were broadcast before sharding)."""
+    if not active() or player.is_sharded:
         return
     tensors = [p.data for p in player.model.parameters() if p.requires_grad]
     for bank in (player.ema, player.initial):

@@ -6,6 +6,8 @@ Only parameters with requires_grad are stored, so with LoRA the EMA (and the ini
 adapter-size memory: the frozen base is shared. To *use* the bank (sample from the EMA, or score with it
 as the loss reference) its tensors are swapped into the live model for the duration of a `with` block by
 exchanging storage pointers: no copy, and the model's own weights come back on exit, even on error.
+A sharded (FSDP) model's parameters are DTensor shards whose storage FSDP owns: the bank then holds shards
+too, and swaps them by copying in place, shard by shard, with no communication.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+from advgame.models.sharding import is_dtensor, local, shard_like
 
 
 class ParamBank:
@@ -46,10 +50,17 @@ class ParamBank:
     @torch.no_grad()
     def _swap(self, params: dict[str, torch.nn.Parameter]) -> None:
         for name, p in params.items():
-            p.data, self.tensors[name] = self.tensors[name], p.data
+            if is_dtensor(p):  # FSDP gathers from its own buffer, which the shard views: swap values in place
+                mine, theirs = local(p), local(self.tensors[name])
+                held = mine.clone()
+                mine.copy_(theirs)
+                theirs.copy_(held)
+            else:
+                p.data, self.tensors[name] = self.tensors[name], p.data
 
     def num_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+        """Bytes this process holds (its shards, when sharded)."""
+        return sum(local(t).numel() * t.element_size() for t in self.tensors.values())
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.tensors)
@@ -57,8 +68,8 @@ class ParamBank:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if state.keys() != self.tensors.keys():
             raise KeyError("state does not match the tracked parameters")
-        for name, t in state.items():
-            self.tensors[name].copy_(t)
+        for name, t in state.items():  # whole tensors (a checkpoint), laid out like the bank's own
+            local(self.tensors[name]).copy_(local(shard_like(t, self.tensors[name])))
 
 
 class ParamEMA(ParamBank):
@@ -75,7 +86,7 @@ class ParamEMA(ParamBank):
     def update(self, model: torch.nn.Module) -> None:
         """θ̄ ← d·θ̄ + (1−d)·θ, i.e. θ̄.lerp_(θ, 1−d), for every tracked tensor."""
         params = self._params(model)
-        shadows = list(self.tensors.values())
-        current = [params[name].detach().to(t.dtype) for name, t in self.tensors.items()]
+        shadows = [local(t) for t in self.tensors.values()]
+        current = [local(params[name].detach()).to(t.dtype) for name, t in self.tensors.items()]
         torch._foreach_lerp_(shadows, current, 1.0 - self.decay)
         self.num_updates += 1

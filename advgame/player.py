@@ -21,6 +21,7 @@ from advgame.backends.weight_sync import EngineSync
 from advgame.config.schema import EMAConfig, ModelConfig
 from advgame.ema import ParamBank, ParamEMA
 from advgame.models.loading import load_model
+from advgame.models.sharding import gathered, is_sharded
 
 
 @dataclass
@@ -56,17 +57,35 @@ class Player:
         external engine is brought onto those weights first)."""
         use_ema = self.ema is not None and self.ema_cfg.sample_from_ema
         with self.ema.swapped_in(self.model) if use_ema else nullcontext(self.model):
-            if self.engine_sync is not None:
-                key = ("ema", self.ema.num_updates) if use_ema else ("live", self.updates)
-                self.engine_sync.sync(self.model, key)
-            yield self.model
+            key = ("ema", self.ema.num_updates) if use_ema else ("live", self.updates)
+            with self._generating(key):
+                yield self.model
 
     @contextmanager
     def current_weights(self):
         """`with player.current_weights(): generate(...)` generates with the live (trained) weights."""
-        if self.engine_sync is not None:
-            self.engine_sync.sync(self.model, ("live", self.updates))
-        yield self.model
+        with self._generating(("live", self.updates)):
+            yield self.model
+
+    @contextmanager
+    def _generating(self, key: tuple):
+        """An engine is brought onto the weights in the model; in-process generation runs on the model,
+        gathered whole when it is sharded."""
+        if self.engine_sync is None:
+            with self.gathered():
+                yield
+            return
+        self.engine_sync.sync(self.model, key)
+        yield
+
+    @property
+    def is_sharded(self) -> bool:
+        return is_sharded(self.model)
+
+    def gathered(self):
+        """`with player.gathered(): ...`: the whole model on this process (a sharded player is all-gathered
+        once; every process must enter). A no-op for a player that is not sharded."""
+        return gathered(self.model)
 
     def reference_weights(self):
         """`with torch.no_grad(), player.reference_weights(): ...` scores with the loss reference."""

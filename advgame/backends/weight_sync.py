@@ -3,7 +3,8 @@
 The HF backend generates with the training model itself, so swapping the EMA in is enough. An engine
 holds its own copy of the weights, so before each generation the player asks `EngineSync.sync(model, key)`
 with the weights to sample from currently in `model` (EMA swapped in, or the live weights) and a key that
-names them (('ema', n) or ('live', n)). A key already synced costs nothing; a new one is sent:
+names them (('ema', n) or ('live', n)). A key already synced costs nothing; a new one is sent (a sharded
+player's tensors are gathered whole first, on every process):
 
     LoRA player (peft model or shared-base view)  save the adapter under exchange_dir, engine.load_adapter
     full fine-tune, engine with push_weights       engine.push_weights(state_dict items)
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from advgame.models.sharding import whole_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +52,17 @@ class EngineSync:
             return None
         t0 = time.perf_counter()
         self.version += 1
+        whole = whole_state_dict(model, trainable_only=is_adapter_model(model))  # None unless sharded
         if is_adapter_model(model):
             target = self._fresh_dir()
-            model.save_pretrained(target, safe_serialization=True)
+            model.save_pretrained(target, safe_serialization=True, **({"state_dict": whole} if whole else {}))
             self.backend.load_adapter(str(target), name=self.name)
         elif hasattr(self.backend, "push_weights"):
-            self.backend.push_weights(model.state_dict().items())
+            self.backend.push_weights((whole or model.state_dict()).items())
         else:  # a server: the weights go through a directory it can read
             from advgame.backends.vllm_weight_channel import save_weights
 
-            self.backend.reload_weights(str(save_weights(model.state_dict().items(), self._fresh_dir())))
+            self.backend.reload_weights(str(save_weights((whole or model.state_dict()).items(), self._fresh_dir())))
         self.synced_key = key
         self.last_seconds = time.perf_counter() - t0
         log.info("%s: engine synced to %s in %.2f s", self.name, key, self.last_seconds)

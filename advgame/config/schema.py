@@ -271,6 +271,22 @@ class CheckpointConfig(Section):
     keep_last: int = Field(3, gt=0, description="Number of checkpoints to keep.")
 
 
+class ShardingConfig(Section):
+    """How multi-process runs hold the players. 'none': every process holds each player whole and
+    gradients are all-reduced (data parallel; fine for LoRA players and models that fit one device).
+    'fsdp': PyTorch FSDP2, ZeRO-3 style: weights, gradients, optimiser state, EMA and initial snapshot are
+    sharded over the processes, for full fine-tuning of players too large for one device."""
+
+    strategy: Literal["none", "fsdp"] = Field("none", description="'none' (replicate) or 'fsdp' (fully sharded).")
+    param_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None, description="fsdp: dtype of the gathered weights for forward/backward (None: the stored dtype)."
+    )
+    reduce_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None, description="fsdp: dtype of the gradient reduce-scatter (None: the gradient's dtype)."
+    )
+    cpu_offload: bool = Field(False, description="fsdp: keep the shards (and optimiser step) in CPU memory.")
+
+
 class TrainConfig(Section):
     """Length of the run, validation, and how updates are batched."""
 
@@ -285,6 +301,9 @@ class TrainConfig(Section):
         600.0, gt=0,
         description="Multi-process runs: a collective (gradient all-reduce, barrier) that waits longer than this fails "
         "the run instead of hanging.",
+    )
+    sharding: ShardingConfig = Field(
+        default_factory=ShardingConfig, description="Multi-process runs: replicate the players, or shard them (FSDP)."
     )
 
 
@@ -325,6 +344,21 @@ class RunConfig(Section):
                         f"game.overlap_judges: the {role} judge is the {j.model} player itself, which is generating "
                         "at the same time; use a separate judge model or endpoint, or overlap_judges=false"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _sharding_fits(self) -> RunConfig:
+        if self.train.sharding.strategy != "fsdp":
+            return self
+        if self.shared_base:
+            raise ValueError("train.sharding.strategy=fsdp does not support shared_base=true; use one of them")
+        for role in ("faithfulness", "defender", "attacker"):
+            j = self.judges.for_role(role)
+            if j.kind == "model" and j.model in ("attacker", "defender"):
+                raise ValueError(
+                    f"train.sharding.strategy=fsdp: the {role} judge is the sharded {j.model} player itself; "
+                    "use a separate judge model or endpoint"
+                )
         return self
 
     @model_validator(mode="after")

@@ -5,6 +5,10 @@ each process backpropagates Σ_local loss / N_global and the gradients are summe
 processes give the same update as one process on the whole batch. Reference log-probs are computed
 first, without gradients, by swapping the reference weights (EMA or initial) into the model; the policy
 forward and backward come after, on the model's own weights.
+
+A sharded (FSDP) player runs collectives in every forward and backward, so every process runs the same
+number of micro-batches: one with fewer (or no) pairs joins the others' with one-token, zero-weight
+passes that change no gradient.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch.distributed as dist
 from advgame.config.schema import LossConfig
 from advgame.game.signals import Pair, Rollout
 from advgame.losses import dpo_loss, grpo_advantages, grpo_loss, ipo_loss, preference_margin
+from advgame.models.sharding import full, is_dtensor, is_sharded
 from advgame.player import Player
 from advgame.policy.chat import pack_right_aligned
 from advgame.policy.logprobs import completion_logprobs
@@ -56,6 +61,23 @@ def _chunks(seq: Sequence, size: int):
         yield seq[start:start + size]
 
 
+def _num_passes(model: torch.nn.Module, local_batches: int) -> int:
+    """Micro-batches this process runs: its own, or the most any process has when the model is sharded."""
+    if not is_sharded(model) or not (dist.is_available() and dist.is_initialized()):
+        return local_batches
+    t = torch.tensor([local_batches], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def _idle_pass(model: torch.nn.Module, pad: int, backward: bool) -> None:
+    """Join a sharded model's collectives without data: a one-token forward and a zero-weight backward."""
+    device = next(model.parameters()).device
+    logits = model(input_ids=torch.full((1, 1), pad, dtype=torch.long, device=device)).logits
+    if backward:
+        (logits.float().sum() * 0.0).backward()
+
+
 @dataclass
 class LossStats:
     loss: float = 0.0  # mean over the global batch (all processes) of the per-pair or per-rollout loss
@@ -73,25 +95,30 @@ def preference_backward(player: Player, pairs: Sequence[Pair], cfg: LossConfig, 
     total = global_sum(len(pairs))
     if total == 0:
         return LossStats(total=total)
-    if not pairs:  # other processes have pairs: join their collectives with zeros
-        sums = _global_means({"loss": 0.0, "margin": 0.0, "accuracy": 0.0}, total)
-        return LossStats(sums.pop("loss"), total, sums)
     pad = player.tokenizer.pad_token_id
     loss_fn = dpo_loss if cfg.type == "dpo" else ipo_loss
     batches = list(_chunks(pairs, microbatch))
+    passes = _num_passes(player.model, len(batches))
 
     refs = []
     with torch.no_grad(), player.reference_weights():
-        for mb in batches:
-            refs.append(_pair_logprobs(player.model, mb, pad))
+        for i in range(passes):
+            if i < len(batches):
+                refs.append(_pair_logprobs(player.model, batches[i], pad))
+            else:
+                _idle_pass(player.model, pad, backward=False)
     value, margins = 0.0, []
-    for mb, (ref_c, ref_r) in zip(batches, refs, strict=True):
+    for i in range(passes):
+        if i >= len(batches):
+            _idle_pass(player.model, pad, backward=True)
+            continue
+        (ref_c, ref_r), mb = refs[i], batches[i]
         pol_c, pol_r = _pair_logprobs(player.model, mb, pad)
         per_pair = loss_fn(pol_c, pol_r, ref_c, ref_r, cfg.beta)
         (per_pair.sum() / total).backward()
         value += per_pair.detach().sum().item()
         margins.append(preference_margin(pol_c, pol_r, ref_c, ref_r).detach())
-    margin = torch.cat(margins)
+    margin = torch.cat(margins) if margins else torch.zeros(0)
     sums = _global_means(
         {"loss": value, "margin": margin.sum().item(), "accuracy": (margin > 0).float().sum().item()}, total
     )
@@ -114,19 +141,26 @@ def grpo_backward(
     if total == 0:
         return LossStats(total=total)
     adv = _global_advantages(rollouts, cfg)
-    if not rollouts:
-        sums = _global_means({"loss": 0.0, "kl": 0.0, "advantage_abs": 0.0}, total)
-        return LossStats(sums.pop("loss"), total, sums)
     pad = player.tokenizer.pad_token_id
     batches = [(rollouts[i:i + microbatch], adv[i:i + microbatch]) for i in range(0, len(rollouts), microbatch)]
+    passes = _num_passes(player.model, len(batches))
 
     def logprobs(mb: Sequence[Rollout]):
         return completion_logprobs(player.model, [r.prompt_ids for r in mb], [r.completion_ids for r in mb], pad)
 
+    refs = []
     with torch.no_grad(), player.reference_weights():
-        refs = [logprobs(mb) for mb, _ in batches]
+        for i in range(passes):
+            if i < len(batches):
+                refs.append(logprobs(batches[i][0]))
+            else:
+                _idle_pass(player.model, pad, backward=False)
     value, kl = 0.0, 0.0
-    for (mb, mb_adv), ref in zip(batches, refs, strict=True):
+    for i in range(passes):
+        if i >= len(batches):
+            _idle_pass(player.model, pad, backward=True)
+            continue
+        (mb, mb_adv), ref = batches[i], refs[i]
         pol = logprobs(mb)
         sampler = None
         if use_sampler_logprobs and all(r.sampler_logprobs is not None for r in mb):
@@ -173,9 +207,10 @@ def optimizer_step(player: Player, max_grad_norm: float | None) -> float:
     for p in params:
         if p.grad is None:  # a process without pairs (or a parameter without signal) still joins the sum
             p.grad = torch.zeros_like(p)
-    all_reduce_grads(params)
+    if not any(is_dtensor(p) for p in params):  # FSDP already reduce-scattered the sharded gradients
+        all_reduce_grads(params)
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm else float("inf"))
     player.optimizer.step()
     player.optimizer.zero_grad(set_to_none=True)
     player.updates += 1
-    return float(norm)
+    return float(full(norm))

@@ -85,6 +85,7 @@ def _generate_batch(model, tokenizer, batch, sampling, stop, device, return_logp
         eos_token_id=stop,
         pad_token_id=tokenizer.pad_token_id,
         use_cache=True,
+        synced_gpus=False,  # each process generates on its own (a sharded player is gathered first)
         return_dict_in_generate=True,
         output_logits=return_logprobs,
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import transformers
 
+from advgame import distributed
 from advgame.backends.hf import HFBackend
 from advgame.backends.weight_sync import EngineSync, build_engine
 from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
@@ -16,6 +17,7 @@ from advgame.game.scoring import RoleJudge
 from advgame.game.step import Game, GameJudges
 from advgame.judges.factory import build_judge
 from advgame.models.loading import load_model, peft_lora_config
+from advgame.models.sharding import shard_model
 from advgame.models.shared_base import PLAYER_ADAPTERS, shared_base_views
 from advgame.player import Player
 from advgame.train.optim import build_optimizer, build_scheduler
@@ -36,7 +38,12 @@ def build_players(cfg: RunConfig) -> tuple[Player, Player]:
 
 def _player(name: str, model_cfg: ModelConfig, cfg: RunConfig) -> Player:
     torch.manual_seed(cfg.seed)  # LoRA initialisation is random: make it a function of the run seed
-    return _finish_player(Player.load(name, model_cfg, cfg.ema), cfg)
+    if cfg.train.sharding.strategy != "fsdp" or not distributed.active():
+        return _finish_player(Player.load(name, model_cfg, cfg.ema), cfg)
+    model, tokenizer = load_model(model_cfg)
+    distributed.broadcast_module(model)  # every process starts from rank 0's weights, then keeps 1/N of them
+    shard_model(model, cfg.train.sharding)
+    return _finish_player(Player(name=name, model=model, tokenizer=tokenizer, ema_cfg=cfg.ema), cfg)
 
 
 def _shared_base_players(cfg: RunConfig) -> tuple[Player, Player]:

@@ -29,6 +29,7 @@ from advgame.game.tree import tree_records
 from advgame.game.validation import validate
 from advgame.judges.base import JudgeStats
 from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, is_refusal
+from advgame.models.sharding import full, local, shard_like, whole_state_dict
 from advgame.train.checkpoint import (
     flatten_optimizer_state,
     load_checkpoint,
@@ -89,10 +90,14 @@ def train(
                 rollout_log.truncate_after(start)
 
     def validation(step: int) -> dict:
-        """The Defender on held-out seeds, on the main process only (the others skip it)."""
-        if not cfg.train.validation_size or not rank.is_main:
+        """The Defender on held-out seeds, on the main process only (the others skip it, after helping to
+        gather a sharded Defender)."""
+        if not cfg.train.validation_size:
             return {}
-        metrics, records = run_validation(game, data, step)
+        with game.defender.gathered():
+            if not rank.is_main:
+                return {}
+            metrics, records = run_validation(game, data, step)
         logger.log(step, {f"valid/{k}": v for k, v in metrics.items()})
         if rollout_log:
             rollout_log.write([{"step": step, "split": "valid", **r} for r in records])
@@ -119,7 +124,7 @@ def train(
                 progress.validation(validation(done))
             if done % cfg.checkpoint.every_n_steps == 0 or done == cfg.train.steps or done == end:
                 checkpoint(run_dir, game, data, done, cfg.checkpoint.keep_last)
-    if end == cfg.train.steps and rank.is_main:
+    if end == cfg.train.steps:
         export_players(game, run_dir / "final")
     if logger:
         logger.close()
@@ -170,13 +175,14 @@ def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: 
     """Save the full state (written by the main process; every process must call it)."""
     tensors: dict[str, dict[str, torch.Tensor]] = {}
     state: dict = {"step": step, "data": {c: s.state_dict() for c, s in data.train.items()}, "players": {}}
-    for p in game.players():
-        tensors[p.name] = {n: t.detach() for n, t in p.model.named_parameters() if t.requires_grad}
+    for p in game.players():  # whole tensors (sharded ones gathered: a collective), so any world size resumes
+        tensors[p.name] = {n: full(t.detach()) for n, t in p.model.named_parameters() if t.requires_grad}
         if p.ema is not None:
-            tensors[f"{p.name}_ema"] = p.ema.state_dict()
+            tensors[f"{p.name}_ema"] = {n: full(t) for n, t in p.ema.state_dict().items()}
         if p.initial is not None:
-            tensors[f"{p.name}_initial"] = p.initial.state_dict()
+            tensors[f"{p.name}_initial"] = {n: full(t) for n, t in p.initial.state_dict().items()}
         optim_tensors, optim_meta = flatten_optimizer_state(p.optimizer.state_dict())
+        optim_tensors = {k: full(t) for k, t in optim_tensors.items()}
         tensors[f"{p.name}_optim"] = optim_tensors
         state["players"][p.name] = {
             "optimizer": optim_meta,
@@ -200,14 +206,15 @@ def restore(run_dir: Path, game: Game, data: SeedData) -> int:
         params = dict(p.model.named_parameters())
         with torch.no_grad():
             for name, value in tensors[p.name].items():
-                params[name].copy_(value)
+                local(params[name]).copy_(local(shard_like(value, params[name])))
         if p.ema is not None:
             p.ema.load_state_dict(tensors[f"{p.name}_ema"])
             p.ema.num_updates = state["players"][p.name]["ema_updates"]
         if p.initial is not None:
             p.initial.load_state_dict(tensors[f"{p.name}_initial"])
         meta = state["players"][p.name]
-        p.optimizer.load_state_dict(unflatten_optimizer_state(tensors[f"{p.name}_optim"], meta["optimizer"]))
+        optim_state = unflatten_optimizer_state(tensors[f"{p.name}_optim"], meta["optimizer"])
+        p.optimizer.load_state_dict(_shard_optimizer_state(optim_state, p.optimizer))
         p.scheduler.load_state_dict(meta["scheduler"])
     for category, stream_state in state["data"].items():
         data.train[category].load_state_dict(stream_state)
@@ -223,8 +230,22 @@ def restore(run_dir: Path, game: Game, data: SeedData) -> int:
     return int(state["step"])
 
 
+def _shard_optimizer_state(state: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """A saved (whole-tensor) optimiser state laid out like the live parameters: each per-parameter tensor
+    of a parameter's shape becomes that parameter's shard (no-op for unsharded parameters)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, per_param in state.get("state", {}).items():
+        param = params[int(index)]
+        for key, value in per_param.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
+                per_param[key] = shard_like(value, param)
+    return state
+
+
 def export_players(game: Game, out_dir: Path) -> None:
-    """Save each trained player in Hugging Face format (peft adapter for LoRA, full weights otherwise)."""
+    """Save each trained player in Hugging Face format (peft adapter for LoRA, full weights otherwise), from
+    the main process; every process calls it (a sharded player's tensors are gathered first)."""
+    is_main = distributed.info().is_main
     for p in game.players():
         base = (game.cfg.defender if p.name == "defender" else game.cfg.attacker).path
         targets = [(out_dir / p.name, nullcontext())]
@@ -232,9 +253,12 @@ def export_players(game: Game, out_dir: Path) -> None:
             targets.append((out_dir / f"{p.name}_ema", p.ema.swapped_in(p.model)))
         for target, weights in targets:
             with weights:
-                p.model.save_pretrained(target, safe_serialization=True)
-            p.tokenizer.save_pretrained(target)
-            _record_base_model(target, base)
+                whole = whole_state_dict(p.model, trainable_only=hasattr(p.model, "peft_config"))
+                if is_main:
+                    p.model.save_pretrained(target, safe_serialization=True, **({"state_dict": whole} if whole else {}))
+            if is_main:
+                p.tokenizer.save_pretrained(target)
+                _record_base_model(target, base)
 
 
 def _record_base_model(adapter_dir: Path, base: str) -> None:
