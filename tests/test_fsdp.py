@@ -6,9 +6,13 @@ collectives in step are exercised. Text and judges are scripted, as in test_dist
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 
 from advgame.config import validate_config
+from advgame.game.step import game_step
 from advgame.train.checkpoint import load_checkpoint
 from tests.test_distributed import assert_same_metrics, assert_same_state, train_two_processes
 from tests.test_train_e2e import FAMILIES, run, tiny_config, train_rows
@@ -84,3 +88,90 @@ def test_launch_settings_advgame_cannot_honour_are_refused(tmp_path, env, match)
 
     with pytest.raises(LauncherError, match=match):
         apply_launcher_env(tiny_config(tmp_path), env)
+
+
+def _engine_worker(rank: int, world: int, port: int, root: str) -> None:
+    """One sharded game step with engine-backed players; each process saves what its engines received."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    from advgame import distributed
+    from tests.test_engine_sync import _game
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    distributed.init_from_env(60)
+    try:
+        (Path(root) / f"rank{rank}").mkdir()
+        game, data, engines = _game(Path(root) / f"rank{rank}", train__sharding={"strategy": "fsdp"})
+        assert all(p.is_sharded for p in game.players())
+        batches = {c: distributed.shard(data.train[c].next_batch(), distributed.info()) for c in ("harmful", "benign")}
+        game_step(game, batches, 0)
+        for name, engine in engines.items():
+            save_file({k: v.contiguous() for k, v in engine.received[0].items()}, f"{root}/{name}-rank{rank}.safetensors")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sharded_players_send_whole_weights_to_their_engines(tmp_path):
+    import torch.multiprocessing as mp
+    from safetensors.torch import load_file
+
+    from tests.test_distributed import _free_port
+    from tests.test_engine_sync import _game
+
+    (tmp_path / "single").mkdir()
+    game, data, engines = _game(tmp_path / "single")
+    game_step(game, {c: data.train[c].next_batch() for c in ("harmful", "benign")}, 0)
+    mp.spawn(_engine_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
+    for name, engine in engines.items():
+        expected = engine.received[0]  # the EMA at step 0, whole, from one unsharded process
+        for rank in (0, 1):
+            got = load_file(tmp_path / f"{name}-rank{rank}.safetensors")
+            assert got.keys() == expected.keys(), name
+            for key, value in expected.items():
+                torch.testing.assert_close(got[key], value, msg=f"{name}/{key} on rank {rank}")
+
+
+TINY_RUN = """
+name: tiny-cli
+attacker: {path: tiny-llama, finetune: full, device: cpu}
+defender: {path: tiny-llama, finetune: lora, lora: {r: 4, alpha: 8}, device: cpu}
+attacker_sampling: {max_new_tokens: 8, batch_size: 8}
+defender_sampling: {max_new_tokens: 8, batch_size: 8}
+ema: {decay: 0.5}
+game: {attacker_format: plain, direct_seeds: true, penalize_truncated_answers: false}
+judges: {default: {kind: heuristic}}
+data: {harmful: "builtin:demo_harmful", benign: "builtin:demo_benign", batch_size: 3, heldout: 4}
+logging: {progress: false}
+train: {steps: 2, validate_every_n_steps: 2, validation_size: 4, microbatch_size: 2}
+"""
+
+
+def test_cli_trains_sharded_players_on_two_processes(tmp_path):
+    """`advgame train --num-processes 2 train.sharding.strategy=fsdp`: real sampling and heuristic judges."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_RUN)
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "advgame", "train", str(config), "train.sharding.strategy=fsdp",
+         "--num-processes", "2", "--run-dir", str(run_dir)],
+        check=False, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "attacker/lr" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    assert sum(r["harmful/defender/pairs"] + r["benign/defender/pairs"] for r in steps) > 0  # sharded updates ran
+    assert any("valid/harmful/refusal_rate" in r for r in rows)
+    assert (run_dir / "final" / "attacker" / "model.safetensors").is_file()
+    assert load_checkpoint(run_dir)[1]["step"] == 2

@@ -100,10 +100,11 @@ def shard_model(model: torch.nn.Module, cfg: ShardingConfig) -> None:
     blocks = _blocks(model)
     for block in blocks:
         fully_shard(block, mp_policy=mp, offload_policy=offload, reshard_after_forward=True)
-    # The root (embeddings, final norm, head) reshards after forward too: swapping the EMA into the shards
-    # between a no-grad reference forward and the policy forward must reach the next all-gather.
-    fully_shard(model, mp_policy=mp, offload_policy=offload, reshard_after_forward=True)
-    root = model
+    # The root is the transformers model itself, not a peft wrapper: peft's generate calls it directly, and
+    # FSDP needs every forward to enter through the root. It reshards after forward too, so that weights
+    # swapped into the shards (the EMA as reference) between two forwards reach the next all-gather.
+    root = model.get_base_model() if hasattr(model, "get_base_model") else model
+    fully_shard(root, mp_policy=mp, offload_policy=offload, reshard_after_forward=True)
     chain = [root, *reversed(blocks)]  # backward runs head -> last block -> ... -> first block
     for current, following in itertools.pairwise(chain):
         current.set_modules_to_backward_prefetch([following])
