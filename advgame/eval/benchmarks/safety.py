@@ -21,6 +21,7 @@ from pathlib import Path
 
 from advgame.eval.benchmarks.base import EvalItem
 from advgame.eval.benchmarks.files import DataFileError, read_rows, require_columns
+from advgame.eval.benchmarks.harmbench import contextual_prompt, read_harmbench
 from advgame.eval.benchmarks.sources import resolve
 
 
@@ -28,24 +29,14 @@ def _hid(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def contextual_prompt(context: str, behavior: str) -> str:
-    """A HarmBench contextual behaviour as asked: the context first, then the request."""
-    return f"{context.strip()}\n\n---\n\n{behavior.strip()}"
-
-
 def parse_harmbench(path: Path, functional: tuple[str, ...] = ("standard", "contextual")) -> list[EvalItem]:
-    rows = read_rows(path)
-    require_columns(path, rows, "Behavior", "FunctionalCategory", "SemanticCategory", "BehaviorID")
-    items = []
-    for r in rows:
-        kind = (r.get("FunctionalCategory") or "").strip()
-        if kind not in functional:
-            continue
-        context = (r.get("ContextString") or "").strip() or None
-        behavior = r["Behavior"].strip()
-        prompt = contextual_prompt(context, behavior) if context else behavior
-        items.append(EvalItem(r["BehaviorID"], prompt, r["SemanticCategory"] or None, behavior, context))
-    return items
+    """HarmBench rows (schema and checks in `harmbench.read_harmbench`) as items; a contextual behaviour's
+    prompt is its context then the request, and the item keeps both apart in `behavior` and `context`."""
+    return [
+        EvalItem(r.id, contextual_prompt(r.context, r.behavior) if r.context else r.behavior,
+                 r.category or None, r.behavior, r.context)
+        for r in read_harmbench(path, functional)
+    ]
 
 
 def parse_advbench(path: Path) -> list[EvalItem]:
