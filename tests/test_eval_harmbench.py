@@ -81,3 +81,14 @@ def test_empty_file_and_missing_file_are_clear_errors(tmp_path):
         read_harmbench(empty)
     with pytest.raises(BehaviorDataError, match="behaviours file not found"):
         load_behaviors(file=str(tmp_path / "nope.csv"))
+
+
+def test_duplicate_behavior_ids_are_refused(tmp_path):
+    dup = tmp_path / "dup.csv"
+    dup.write_text(HEADER + "Do A,standard,cyber,,,same\nDo B,standard,chem,,,same\n")
+    with pytest.raises(DataFileError, match="dup.csv: BehaviorID 'same' appears twice"):
+        read_harmbench(dup)
+    twice = tmp_path / "twice.csv"  # the same behaviour without ids: the same content-derived id
+    twice.write_text(HEADER + "Do A,standard,cyber,,,\nDo A,standard,cyber,,,\n")
+    with pytest.raises(BehaviorDataError, match="appears twice"):
+        load_behaviors(file=str(twice))

@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--behaviors", default="harmbench", help="harmbench or builtin:NAME")
     a.add_argument("--behaviors-file", help="CSV (HarmBench schema) or JSONL {behavior_id, behavior, category}")
     a.add_argument("--harmbench-split", default="test", choices=["test", "val"])
-    a.add_argument("--functional-category", default="standard",
-                   help="HarmBench FunctionalCategory to keep (standard, contextual, copyright, all)")
+    a.add_argument("--functional-category", default="standard", choices=["standard", "contextual", "copyright", "all"],
+                   help="HarmBench FunctionalCategory to keep (ignored with --behaviors-file, which keeps every row)")
     a.add_argument("--limit", type=int, help="first N behaviours only")
     a.add_argument("--classifier", default="refusal-string", help="success classifier (eval registry name)")
     a.add_argument("--max-queries", type=int, default=20, help="target queries per attack and behaviour")

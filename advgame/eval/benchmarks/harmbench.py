@@ -8,7 +8,8 @@ is not used. Rows are kept apart from any prompt format: eval merges the context
 
 A row with an empty BehaviorID gets `harmbench-<sha256 of behaviour and context, 12 hex>`: stable when rows are
 added, removed or filtered, so answer caches and resumed red-team runs still match the row they recorded.
-Rows with an empty Behavior are skipped. Problems raise `DataFileError` naming the file.
+Rows with an empty Behavior are skipped. Two rows with the same id are refused (they would share one cache
+entry). Problems raise `DataFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -56,14 +57,18 @@ def read_harmbench(path: Path, functional: Collection[str] | None = None) -> lis
         raise DataFileError(f"{path}: not a HarmBench behaviours file, missing column(s) {', '.join(missing)}; "
                             f"found {found or 'none'}")
     wanted = None if functional is None else {f.strip() for f in functional}
-    out = []
+    out, seen = [], set()
     for r in rows:
         kind, behavior = _cell(r, "FunctionalCategory"), _cell(r, "Behavior")
         if (wanted is not None and kind not in wanted) or not behavior:
             continue
         context = _cell(r, "ContextString") or None
-        out.append(HarmBenchRow(_cell(r, "BehaviorID") or fallback_id(behavior, context), behavior, kind,
-                                _cell(r, "SemanticCategory"), context))
+        row_id = _cell(r, "BehaviorID") or fallback_id(behavior, context)
+        if row_id in seen:
+            raise DataFileError(f"{path}: BehaviorID {row_id!r} appears twice; ids must be unique (they key the "
+                                "answer cache and the red-team resume log)")
+        seen.add(row_id)
+        out.append(HarmBenchRow(row_id, behavior, kind, _cell(r, "SemanticCategory"), context))
     return out
 
 
