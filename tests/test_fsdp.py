@@ -139,8 +139,8 @@ def test_sharded_players_send_whole_weights_to_their_engines(tmp_path):
 
 TINY_RUN = """
 name: tiny-cli
-attacker: {path: tiny-llama, finetune: full, device: cpu}
-defender: {path: tiny-llama, finetune: lora, lora: {r: 4, alpha: 8}, device: cpu}
+attacker: {path: tiny-llama, finetune: lora, lora: {r: 4, alpha: 8}, device: cpu}
+defender: {path: tiny-llama, finetune: full, device: cpu, gradient_checkpointing: true}
 attacker_sampling: {max_new_tokens: 8, batch_size: 8}
 defender_sampling: {max_new_tokens: 8, batch_size: 8}
 ema: {decay: 0.5}
@@ -153,7 +153,9 @@ train: {steps: 2, validate_every_n_steps: 2, validation_size: 4, microbatch_size
 
 
 def test_cli_trains_sharded_players_on_two_processes(tmp_path):
-    """`advgame train --num-processes 2 train.sharding.strategy=fsdp`: real sampling and heuristic judges."""
+    """`advgame train --num-processes 2 train.sharding.strategy=fsdp`: real sampling, heuristic judges, and
+    gradient checkpointing in the sharded full fine-tuned Defender (the one with pairs: a tiny random Attacker's
+    rewrites are all cut at the length cap)."""
     import json
     import os
     import subprocess
@@ -173,5 +175,6 @@ def test_cli_trains_sharded_players_on_two_processes(tmp_path):
     assert [r["step"] for r in steps] == [1, 2]
     assert sum(r["harmful/defender/pairs"] + r["benign/defender/pairs"] for r in steps) > 0  # sharded updates ran
     assert any("valid/harmful/refusal_rate" in r for r in rows)
-    assert (run_dir / "final" / "attacker" / "model.safetensors").is_file()
+    assert (run_dir / "final" / "defender" / "model.safetensors").is_file()
+    assert (run_dir / "final" / "attacker" / "adapter_model.safetensors").is_file()
     assert load_checkpoint(run_dir)[1]["step"] == 2
