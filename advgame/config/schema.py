@@ -334,16 +334,19 @@ class RunConfig(Section):
         ),
     )
 
+    def _policy_judges(self, roles: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(role, player) for each of `roles` whose judge is one of the players itself."""
+        judges = [(role, self.judges.for_role(role)) for role in roles]
+        return [(role, j.model) for role, j in judges if j.kind == "model" and j.model in ("attacker", "defender")]
+
     @model_validator(mode="after")
     def _overlap_needs_separate_judges(self) -> RunConfig:
-        if self.game.overlap_judges:
-            for role in ("defender", "attacker"):
-                j = self.judges.for_role(role)
-                if j.kind == "model" and j.model in ("attacker", "defender"):
-                    raise ValueError(
-                        f"game.overlap_judges: the {role} judge is the {j.model} player itself, which is generating "
-                        "at the same time; use a separate judge model or endpoint, or overlap_judges=false"
-                    )
+        if self.game.overlap_judges and (found := self._policy_judges(("defender", "attacker"))):
+            role, player = found[0]
+            raise ValueError(
+                f"game.overlap_judges: the {role} judge is the {player} player itself, which is generating "
+                "at the same time; use a separate judge model or endpoint, or overlap_judges=false"
+            )
         return self
 
     @model_validator(mode="after")
@@ -352,13 +355,12 @@ class RunConfig(Section):
             return self
         if self.shared_base:
             raise ValueError("train.sharding.strategy=fsdp does not support shared_base=true; use one of them")
-        for role in ("faithfulness", "defender", "attacker"):
-            j = self.judges.for_role(role)
-            if j.kind == "model" and j.model in ("attacker", "defender"):
-                raise ValueError(
-                    f"train.sharding.strategy=fsdp: the {role} judge is the sharded {j.model} player itself; "
-                    "use a separate judge model or endpoint"
-                )
+        if found := self._policy_judges(("faithfulness", "defender", "attacker")):
+            role, player = found[0]
+            raise ValueError(
+                f"train.sharding.strategy=fsdp: the {role} judge is the sharded {player} player itself; "
+                "use a separate judge model or endpoint"
+            )
         return self
 
     @model_validator(mode="after")
