@@ -51,15 +51,17 @@ def info() -> DistInfo:
 def init_from_env(timeout_s: float) -> DistInfo:
     """Join the process group described by the launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR...).
 
-    A single process (no WORLD_SIZE, or 1) needs no group. NCCL on CUDA, gloo on CPU."""
+    A single process (no WORLD_SIZE, or 1) needs no group. On CUDA, NCCL carries CUDA tensors and gloo the
+    small CPU tensors of the bookkeeping collectives (pair counts, metric sums): NCCL alone cannot take
+    CPU tensors. On CPU, gloo."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 or (dist.is_available() and dist.is_initialized()):
         return info()
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
+    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     log.info("rank %d of %d joined (%s)", dist.get_rank(), world, backend)

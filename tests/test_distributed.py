@@ -151,3 +151,20 @@ def test_collectives_without_signal_and_divergence_check(tmp_path):
         torch.testing.assert_close(state["bias"], expected.bias.data)
     for r in (0, 1):
         assert "processes diverged in ema" in (tmp_path / f"rank{r}.err").read_text()
+
+
+def test_cuda_runs_carry_cpu_bookkeeping_tensors_over_gloo(monkeypatch):
+    """NCCL takes CUDA tensors only; the pair counts and metric sums are CPU tensors, so a CUDA run must
+    join a group that has gloo for CPU tensors too (checked without a GPU, by recording the call)."""
+    from advgame import distributed
+
+    calls = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.setdefault("device", i))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, timeout: calls.setdefault("backend", backend))
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(distributed, "info", lambda: distributed.DistInfo())
+    distributed.init_from_env(5.0)
+    assert calls == {"device": 1, "backend": "cpu:gloo,cuda:nccl"}
