@@ -178,3 +178,41 @@ def test_cli_trains_sharded_players_on_two_processes(tmp_path):
     assert (run_dir / "final" / "defender" / "model.safetensors").is_file()
     assert (run_dir / "final" / "attacker" / "adapter_model.safetensors").is_file()
     assert load_checkpoint(run_dir)[1]["step"] == 2
+
+
+def _engine_train_worker(rank: int, world: int, port: int, root: str) -> None:
+    """A whole sharded run with engine-backed players, validation and export (process 0 validates alone)."""
+    import os
+
+    import torch.distributed as dist
+
+    from advgame.train.trainer import train
+    from tests.test_engine_sync import FakeEngine
+    from tests.test_train_e2e import attacker_reply, defender_reply, scripted
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        cfg = tiny_config(Path(root), train__sharding={"strategy": "fsdp"}, train__dist_timeout_s=60)
+        judges, backends = scripted(cfg)
+        tok = backends["attacker"].tokenizer
+        engines = {"attacker": FakeEngine(attacker_reply, tok), "defender": FakeEngine(defender_reply, tok)}
+        train(cfg, Path(root) / "run", judge_overrides=judges, backend_overrides=engines)
+        Path(root, f"done{rank}").write_text(str(len(engines["defender"].received)))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_sharded_run_with_engines_validates_on_one_process_without_hanging(tmp_path):
+    import torch.multiprocessing as mp
+
+    from tests.test_distributed import _free_port
+
+    mp.spawn(_engine_train_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
+    synced = [int((tmp_path / f"done{r}").read_text()) for r in (0, 1)]
+    assert synced[0] == synced[1] >= 2  # every process synced its engine at every new EMA / live version
+    rows = train_rows(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert (tmp_path / "run" / "final" / "defender_ema" / "adapter_model.safetensors").is_file()

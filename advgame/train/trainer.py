@@ -90,11 +90,12 @@ def train(
                 rollout_log.truncate_after(start)
 
     def validation(step: int) -> dict:
-        """The Defender on held-out seeds, on the main process only (the others skip it, after helping to
-        gather a sharded Defender)."""
+        """The Defender on held-out seeds, on the main process only. Every process first brings the live
+        weights into place (gathering a sharded Defender, syncing its engine: collectives), then the others
+        skip the validation itself."""
         if not cfg.train.validation_size:
             return {}
-        with game.defender.gathered():
+        with game.defender.current_weights():
             if not rank.is_main:
                 return {}
             metrics, records = run_validation(game, data, step)
