@@ -69,15 +69,18 @@ def test_md_engines_get_the_ema_once_per_step(tmp_path):
             assert _matches(engine.received[-1], before[p.name]), p.name
             assert not _matches(engine.received[-1], dict(p.model.named_parameters()))  # not the live weights
             assert engine.sleeps >= 2  # released for the update of each split
+            assert metrics[f"{p.name}/engine_syncs"] == 1
+            assert metrics[f"time/{p.name}_engine_sync"] >= 0
 
 
 def test_on_policy_engines_get_the_live_weights_after_each_update(tmp_path):
     game, data, engines = _game(tmp_path, ema={"decay": 0.5, "sample_from_ema": False, "ema_as_reference": False})
     attacker = game.attacker
     live_before = {k: v.detach().clone() for k, v in attacker.model.named_parameters()}
-    game_step(game, {c: data.train[c].next_batch() for c in ("harmful", "benign")}, 0)
+    metrics, _ = game_step(game, {c: data.train[c].next_batch() for c in ("harmful", "benign")}, 0)
     received = engines["attacker"].received
     assert len(received) == 2  # harmful split (initial weights), benign split (after the harmful update)
+    assert metrics["attacker/engine_syncs"] == 2
     assert _matches(received[0], live_before)
     assert not _matches(received[1], live_before)
 

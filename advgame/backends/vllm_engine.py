@@ -18,8 +18,13 @@ head, which vLLM 0.32 leaves stale), and the prefix cache is reset so no KV comp
 reused. Each push is timed (`last_push_seconds`); a failure or a timeout raises WeightSyncError.
 Plain tensors cannot go through `collective_rpc` (vLLM serialises its arguments; they arrive as lists).
 
-Sleep mode (CUDA only) offloads the weights and discards the KV cache while the trainer runs; on CPU
-`sleep`/`wake_up` log a line and do nothing.
+Memory: on a GPU the engine takes `gpu_memory_utilization` of the GPU's memory. On CPU, vLLM (0.32) reads the
+same setting as a share of *system* memory (0.92 by default: it then fails to start on a machine whose free memory
+is below that, or takes most of it); so on CPU the KV cache gets an explicit size instead: `kv_cache_gib`, else
+vLLM's own `VLLM_CPU_KVCACHE_SPACE` (GiB) when set, else CPU_DEFAULT_KV_CACHE_GIB.
+
+Sleep mode (CUDA only) offloads the weights and discards the KV cache while the trainer runs; without it
+(or on CPU, where asking for it logs a warning at start) `sleep`/`wake_up` do nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +53,19 @@ from advgame.policy.sampling import Completion
 
 log = logging.getLogger(__name__)
 WORKER_EXTENSION = "advgame.backends.vllm_worker.WeightSyncExtension"
+CPU_DEFAULT_KV_CACHE_GIB = 1.0  # SmolLM2-135M fp32: ~23k cached tokens
+
+
+def memory_kwargs(on_gpu: bool, gpu_memory_utilization: float, kv_cache_gib: float | None,
+                  environ: dict | None = None) -> dict:
+    """vLLM engine arguments that bound its memory (see the module docstring)."""
+    environ = os.environ if environ is None else environ
+    kwargs: dict = {"gpu_memory_utilization": gpu_memory_utilization} if on_gpu else {}
+    if kv_cache_gib is None and not on_gpu and not environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        kv_cache_gib = CPU_DEFAULT_KV_CACHE_GIB
+    if kv_cache_gib is not None:
+        kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+    return kwargs
 
 
 class VLLMEngineBackend:
@@ -62,6 +80,7 @@ class VLLMEngineBackend:
         seed: int = 0,
         gpu_memory_utilization: float = 0.35,
         max_model_len: int | None = None,
+        kv_cache_gib: float | None = None,
         enable_sleep_mode: bool = False,
         enable_lora: bool = False,
         max_lora_rank: int = 16,
@@ -77,11 +96,13 @@ class VLLMEngineBackend:
         self.on_gpu = torch.cuda.is_available()
         self.sleep_enabled = enable_sleep_mode and self.on_gpu
         if enable_sleep_mode and not self.on_gpu:
-            log.info("%s: sleep mode needs CUDA; sleep()/wake_up() are no-ops on this machine", self.name)
+            log.warning("%s: enable_sleep_mode needs CUDA; ignored on this machine (the engine keeps its memory)",
+                        self.name)
         kwargs = dict(model=source, tokenizer=source, dtype=dtype, seed=seed, max_model_len=max_model_len,
-                      enable_prefix_caching=True, worker_extension_cls=WORKER_EXTENSION, **engine_kwargs)
+                      enable_prefix_caching=True, worker_extension_cls=WORKER_EXTENSION,
+                      **memory_kwargs(self.on_gpu, gpu_memory_utilization, kv_cache_gib), **engine_kwargs)
         if self.on_gpu:
-            kwargs.update(gpu_memory_utilization=gpu_memory_utilization, enable_sleep_mode=self.sleep_enabled)
+            kwargs.update(enable_sleep_mode=self.sleep_enabled)
         if enable_lora:
             kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=2)
         t0 = time.perf_counter()
@@ -182,8 +203,7 @@ class VLLMEngineBackend:
     # ------------------------------------------------------------------ memory sharing
     def sleep(self, level: int = 1) -> None:
         """Free the engine's GPU memory for training (level 1 keeps weights in CPU memory, 2 drops them)."""
-        if not self.sleep_enabled:
-            log.info("%s: sleep mode unavailable (needs CUDA and enable_sleep_mode=True); not sleeping", self.name)
+        if not self.sleep_enabled:  # not asked for, or on CPU (warned once at start): the engine keeps its memory
             return
         self.llm.sleep(level=level)
         self.asleep = True

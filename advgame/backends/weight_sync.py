@@ -44,6 +44,8 @@ class EngineSync:
         self.synced_key: tuple | None = None
         self.version = 0
         self.last_seconds: float | None = None
+        self.count = 0  # syncs sent, and their total seconds (the trainer logs them per step)
+        self.total_seconds = 0.0
 
     def sync(self, model: torch.nn.Module, key: tuple) -> float | None:
         """Send `model`'s current weights to the engine unless `key` is what it already holds."""
@@ -65,6 +67,8 @@ class EngineSync:
             self.backend.reload_weights(str(save_weights((whole or model.state_dict()).items(), self._fresh_dir())))
         self.synced_key = key
         self.last_seconds = time.perf_counter() - t0
+        self.count += 1
+        self.total_seconds += self.last_seconds
         log.info("%s: engine synced to %s in %.2f s", self.name, key, self.last_seconds)
         return self.last_seconds
 
@@ -85,6 +89,18 @@ class EngineSync:
         return target
 
 
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM (0.32) accepts
+
+
+def vllm_lora_rank(rank: int, configured: int | None = None) -> int:
+    """The engine's max_lora_rank: the smallest rank vLLM accepts that holds `rank` (and `configured`)."""
+    need = max(rank, configured or 0)
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= need:
+            return allowed
+    raise ValueError(f"LoRA rank {need} is above the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
+
+
 def build_engine(model_cfg, tokenizer, name: str, seed: int) -> Any:
     """The configured vLLM engine backend for one player (imports vLLM lazily)."""
     engine = model_cfg.engine
@@ -94,8 +110,10 @@ def build_engine(model_cfg, tokenizer, name: str, seed: int) -> Any:
 
         return VLLMEngineBackend(
             model_cfg.path, tokenizer=tokenizer, dtype=model_cfg.dtype, seed=seed,
-            gpu_memory_utilization=engine.gpu_memory_utilization, enable_sleep_mode=engine.enable_sleep_mode,
-            enable_lora=lora, max_lora_rank=max(engine.max_lora_rank, model_cfg.lora.r),
+            gpu_memory_utilization=engine.gpu_memory_utilization, kv_cache_gib=engine.kv_cache_gib,
+            enable_sleep_mode=engine.enable_sleep_mode,
+            enable_lora=lora,
+            max_lora_rank=vllm_lora_rank(model_cfg.lora.r, engine.max_lora_rank) if lora else 16,
             sync_timeout_s=engine.sync_timeout_s, name=f"vllm:{name}",
         )
     if engine.kind == "vllm_server":

@@ -44,8 +44,16 @@ class EngineConfig(Section):
     served_model: str | None = Field(None, description="vllm_server: the base model's name on the servers (default: path).")
     api_key_env: str = Field("VLLM_API_KEY", description="vllm_server: environment variable holding the API key.")
     gpu_memory_utilization: float = Field(0.35, gt=0, le=1, description="vllm: share of GPU memory for the engine.")
+    kv_cache_gib: float | None = Field(
+        None, gt=0, description="vllm: KV-cache size in GiB (overrides gpu_memory_utilization for the cache). On CPU, "
+        "where vLLM would otherwise reserve gpu_memory_utilization of system memory, it defaults to "
+        "$VLLM_CPU_KVCACHE_SPACE when set, else 1 GiB.",
+    )
     enable_sleep_mode: bool = Field(False, description="vllm: free the engine's GPU memory during updates (CUDA only).")
-    max_lora_rank: int = Field(64, gt=0, description="vllm: largest LoRA rank the engine accepts.")
+    max_lora_rank: int | None = Field(
+        None, gt=0, description="vllm: largest LoRA rank the engine accepts. Default: the player's lora.r, rounded up "
+        "to a rank vLLM supports (1, 8, 16, 32, 64, 128, 256, 320, 512); a larger one makes LoRA generation slower.",
+    )
     exchange_dir: str | None = Field(
         None,
         description="Where adapters / weights are written for the engine to load; it must be visible to the vLLM "

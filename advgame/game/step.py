@@ -174,6 +174,7 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
     timings: Counter = Counter()
     metrics: dict[str, float] = {}
     trees: dict[str, list[SeedNode]] = {}
+    syncs = {p.name: (p.engine_sync.count, p.engine_sync.total_seconds) for p in game.players() if p.engine_sync}
 
     def finish(split: str, tree: list[SeedNode]) -> None:
         """Step 6 for one split, and its metrics over the global batch."""
@@ -212,6 +213,11 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
                 player.scheduler.step()
         metrics[f"{player.name}/lr"] = player.optimizer.param_groups[0]["lr"] if player.optimizer else 0.0
     timings["ema"] += _lap(t)
+    for player in game.players():  # weights sent to an external engine this step (inside the generation times)
+        if player.name in syncs:
+            count, seconds = syncs[player.name]
+            metrics[f"{player.name}/engine_syncs"] = player.engine_sync.count - count
+            timings[f"{player.name}_engine_sync"] = player.engine_sync.total_seconds - seconds
     metrics.update({f"time/{k}": v for k, v in timings.items()})
     return metrics, trees
 
