@@ -53,6 +53,37 @@ def test_sharded_checkpoint_resumes_in_one_process(tmp_path):
     assert [r["step"] for r in train_rows(switched)] == [1, 2]
 
 
+def _resume_worker(rank: int, world: int, port: int, raw: dict, run_dir: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        run(validate_config(raw), Path(run_dir), resume=True)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_sharded_checkpoint_resumes_sharded(tmp_path):
+    """Stop a sharded 2-process run after step 1 and resume it sharded: the whole tensors of the checkpoint
+    are laid out as shards again (weights, EMA, AdamW moments) and the run ends where the straight one does."""
+    import torch.multiprocessing as mp
+
+    from tests.test_distributed import _free_port
+
+    cfg = tiny_config(tmp_path, data__batch_size=UNEVEN_BATCH)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(cfg, straight)
+    train_two_processes(_fsdp(cfg), resumed, stop_after=1)
+    mp.spawn(_resume_worker, args=(2, _free_port(), _fsdp(cfg).model_dump(mode="json"), str(resumed)), nprocs=2)
+    assert_same_state(straight, resumed)
+    assert [r["step"] for r in train_rows(resumed)] == [1, 2]
+
+
 def test_fsdp_refuses_a_policy_judge_and_shared_base(tmp_path):
     cfg = tiny_config(tmp_path).model_dump(mode="json")
     cfg["train"]["sharding"] = {"strategy": "fsdp"}

@@ -15,8 +15,8 @@ Two rules keep the processes in lock-step, since every sharded forward is a coll
   - every process runs the same number of forward/backward micro-batches in an update
     (`advgame.game.update` pads a process that has fewer pairs with zero-weight micro-batches).
 Every module reshards after each forward, so weights swapped into the shards (the EMA as reference or
-sampler) reach the next forward. Backward prefetching is made explicit (block i prefetches block i−1) so that it does not depend on how
-many forwards each process ran while generating.
+sampler) reach the next forward. Backward prefetching is made explicit (block i prefetches block i−1), so
+that it does not depend on how many forwards each process ran while generating.
 """
 
 from __future__ import annotations
