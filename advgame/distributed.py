@@ -108,13 +108,12 @@ def broadcast_player(player) -> None:
     and for a sharded player, whose whole weights were broadcast before sharding)."""
     if not active() or player.is_sharded:
         return
-    tensors = [p.data for p in player.model.parameters() if p.requires_grad]
-    for bank in (player.ema, player.initial):
-        if bank is not None:
-            tensors += list(bank.tensors.values())
+    broadcast_module(player.model)
+    banks = [bank for bank in (player.ema, player.initial) if bank is not None]
     with torch.no_grad():
-        for t in tensors:
-            dist.broadcast(t, src=0)
+        for bank in banks:
+            for t in bank.tensors.values():
+                dist.broadcast(t, src=0)
 
 
 def sum_counters(state: dict[str, Any]) -> dict[str, Any]:

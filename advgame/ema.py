@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import torch
 
-from advgame.models.sharding import is_dtensor, local, shard_like
+from advgame.models.sharding import is_dtensor, load_whole_, local
 
 
 class ParamBank:
@@ -69,7 +69,7 @@ class ParamBank:
         if state.keys() != self.tensors.keys():
             raise KeyError("state does not match the tracked parameters")
         for name, t in state.items():  # whole tensors (a checkpoint), laid out like the bank's own
-            local(self.tensors[name]).copy_(local(shard_like(t, self.tensors[name])))
+            load_whole_(self.tensors[name], t)
 
 
 class ParamEMA(ParamBank):

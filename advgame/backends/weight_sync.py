@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from advgame.models.sharding import whole_state_dict
+from advgame.models.sharding import save_pretrained, whole_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,18 @@ class EngineSync:
             return None
         t0 = time.perf_counter()
         self.version += 1
-        whole = whole_state_dict(model, trainable_only=is_adapter_model(model))  # None unless sharded
         if is_adapter_model(model):
             target = self._fresh_dir()
-            model.save_pretrained(target, safe_serialization=True, **({"state_dict": whole} if whole else {}))
+            save_pretrained(model, target)
             self.backend.load_adapter(str(target), name=self.name)
-        elif hasattr(self.backend, "push_weights"):
-            self.backend.push_weights((whole or model.state_dict()).items())
-        else:  # a server: the weights go through a directory it can read
-            from advgame.backends.vllm_weight_channel import save_weights
+        else:
+            weights = whole_state_dict(model) or model.state_dict()  # gathered whole when sharded
+            if hasattr(self.backend, "push_weights"):
+                self.backend.push_weights(weights.items())
+            else:  # a server: the weights go through a directory it can read
+                from advgame.backends.vllm_weight_channel import save_weights
 
-            self.backend.reload_weights(str(save_weights((whole or model.state_dict()).items(), self._fresh_dir())))
+                self.backend.reload_weights(str(save_weights(weights.items(), self._fresh_dir())))
         self.synced_key = key
         self.last_seconds = time.perf_counter() - t0
         self.count += 1

@@ -63,6 +63,11 @@ def shard_like(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return distribute_tensor(value, like.device_mesh, like.placements, src_data_rank=None)
 
 
+def load_whole_(dst: torch.Tensor, value: torch.Tensor) -> None:
+    """Copy `value` (a whole tensor, e.g. from a checkpoint) into `dst`, or into this process's shard of it."""
+    local(dst).copy_(local(shard_like(value, dst)))
+
+
 def fsdp_modules(model: torch.nn.Module) -> list:
     from torch.distributed.fsdp import FSDPModule
 
@@ -145,3 +150,11 @@ def whole_state_dict(model: torch.nn.Module, trainable_only: bool = False) -> di
         return None
     keep = {n for n, p in model.named_parameters() if p.requires_grad} if trainable_only else None
     return {k: full(v) if keep is None or k in keep else v for k, v in model.state_dict().items()}
+
+
+def save_pretrained(model: torch.nn.Module, target, *, write: bool = True) -> None:
+    """`model.save_pretrained(target)` in safetensors, with a sharded model's tensors gathered whole first
+    (every process must call it; only those with `write` write). A LoRA model gathers its adapter only."""
+    whole = whole_state_dict(model, trainable_only=hasattr(model, "peft_config"))
+    if write:
+        model.save_pretrained(target, safe_serialization=True, **({"state_dict": whole} if whole else {}))

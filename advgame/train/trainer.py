@@ -29,7 +29,7 @@ from advgame.game.tree import tree_records
 from advgame.game.validation import validate
 from advgame.judges.base import JudgeStats
 from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, is_refusal
-from advgame.models.sharding import full, local, shard_like, whole_state_dict
+from advgame.models.sharding import full, load_whole_, save_pretrained, shard_like
 from advgame.train.checkpoint import (
     flatten_optimizer_state,
     load_checkpoint,
@@ -177,14 +177,13 @@ def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: 
     tensors: dict[str, dict[str, torch.Tensor]] = {}
     state: dict = {"step": step, "data": {c: s.state_dict() for c, s in data.train.items()}, "players": {}}
     for p in game.players():  # whole tensors (sharded ones gathered: a collective), so any world size resumes
-        tensors[p.name] = {n: full(t.detach()) for n, t in p.model.named_parameters() if t.requires_grad}
+        tensors[p.name] = _whole({n: t.detach() for n, t in p.model.named_parameters() if t.requires_grad})
         if p.ema is not None:
-            tensors[f"{p.name}_ema"] = {n: full(t) for n, t in p.ema.state_dict().items()}
+            tensors[f"{p.name}_ema"] = _whole(p.ema.state_dict())
         if p.initial is not None:
-            tensors[f"{p.name}_initial"] = {n: full(t) for n, t in p.initial.state_dict().items()}
+            tensors[f"{p.name}_initial"] = _whole(p.initial.state_dict())
         optim_tensors, optim_meta = flatten_optimizer_state(p.optimizer.state_dict())
-        optim_tensors = {k: full(t) for k, t in optim_tensors.items()}
-        tensors[f"{p.name}_optim"] = optim_tensors
+        tensors[f"{p.name}_optim"] = _whole(optim_tensors)
         state["players"][p.name] = {
             "optimizer": optim_meta,
             "scheduler": p.scheduler.state_dict(),
@@ -200,6 +199,10 @@ def checkpoint(run_dir: Path, game: Game, data: SeedData, step: int, keep_last: 
     return path
 
 
+def _whole(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: full(t) for name, t in tensors.items()}
+
+
 def restore(run_dir: Path, game: Game, data: SeedData) -> int:
     """Load the latest checkpoint of `run_dir` into the game; returns the step to continue from."""
     tensors, state, path = load_checkpoint(run_dir)
@@ -207,7 +210,7 @@ def restore(run_dir: Path, game: Game, data: SeedData) -> int:
         params = dict(p.model.named_parameters())
         with torch.no_grad():
             for name, value in tensors[p.name].items():
-                local(params[name]).copy_(local(shard_like(value, params[name])))
+                load_whole_(params[name], value)
         if p.ema is not None:
             p.ema.load_state_dict(tensors[f"{p.name}_ema"])
             p.ema.num_updates = state["players"][p.name]["ema_updates"]
@@ -254,9 +257,7 @@ def export_players(game: Game, out_dir: Path) -> None:
             targets.append((out_dir / f"{p.name}_ema", p.ema.swapped_in(p.model)))
         for target, weights in targets:
             with weights:
-                whole = whole_state_dict(p.model, trainable_only=hasattr(p.model, "peft_config"))
-                if is_main:
-                    p.model.save_pretrained(target, safe_serialization=True, **({"state_dict": whole} if whole else {}))
+                save_pretrained(p.model, target, write=is_main)
             if is_main:
                 p.tokenizer.save_pretrained(target)
                 _record_base_model(target, base)
