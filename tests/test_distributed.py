@@ -29,11 +29,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, raw: dict, run_dir: str, stop_after: int | None) -> None:
+def as_rank(rank: int, world: int, port: int) -> None:
+    """Make this spawned process rank `rank` of `world` on 127.0.0.1:`port` (read by init_from_env), one thread."""
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, world: int, port: int, raw: dict, run_dir: str, stop_after: int | None) -> None:
+    as_rank(rank, world, port)
     try:
         run(validate_config(raw), Path(run_dir), stop_after=stop_after)
     finally:

@@ -14,7 +14,7 @@ import torch
 from advgame.config import validate_config
 from advgame.game.step import game_step
 from advgame.train.checkpoint import load_checkpoint
-from tests.test_distributed import assert_same_metrics, assert_same_state, train_two_processes
+from tests.test_distributed import as_rank, assert_same_metrics, assert_same_state, train_two_processes
 from tests.test_train_e2e import FAMILIES, run, tiny_config, train_rows
 
 pytest.importorskip("torch.distributed.fsdp", reason="needs torch.distributed (FSDP2)")
@@ -54,13 +54,9 @@ def test_sharded_checkpoint_resumes_in_one_process(tmp_path):
 
 
 def _resume_worker(rank: int, world: int, port: int, raw: dict, run_dir: str) -> None:
-    import os
-
     import torch.distributed as dist
 
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+    as_rank(rank, world, port)
     try:
         run(validate_config(raw), Path(run_dir), resume=True)
     finally:
@@ -123,18 +119,14 @@ def test_launch_settings_advgame_cannot_honour_are_refused(tmp_path, env, match)
 
 def _engine_worker(rank: int, world: int, port: int, root: str) -> None:
     """One sharded game step with engine-backed players; each process saves what its engines received."""
-    import os
 
-    import torch
     import torch.distributed as dist
     from safetensors.torch import save_file
 
     from advgame import distributed
     from tests.test_engine_sync import _game
 
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+    as_rank(rank, world, port)
     distributed.init_from_env(60)
     try:
         (Path(root) / f"rank{rank}").mkdir()
@@ -213,17 +205,13 @@ def test_cli_trains_sharded_players_on_two_processes(tmp_path):
 
 def _engine_train_worker(rank: int, world: int, port: int, root: str) -> None:
     """A whole sharded run with engine-backed players, validation and export (process 0 validates alone)."""
-    import os
-
     import torch.distributed as dist
 
     from advgame.train.trainer import train
     from tests.test_engine_sync import FakeEngine
     from tests.test_train_e2e import attacker_reply, defender_reply, scripted
 
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+    as_rank(rank, world, port)
     try:
         cfg = tiny_config(Path(root), train__sharding={"strategy": "fsdp"}, train__dist_timeout_s=60)
         judges, backends = scripted(cfg)
