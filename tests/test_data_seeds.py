@@ -32,7 +32,7 @@ def test_builtin_sets():
     assert {"demo_harmful", "demo_benign"} <= set(builtin_names())
     for name, category in (("demo_harmful", "harmful"), ("demo_benign", "benign")):
         seeds = load_seeds(f"builtin:{name}", category)
-        assert 90 <= len(seeds) <= 110
+        assert len(seeds) == 160
         assert len(set(texts(seeds))) == len(seeds)
         assert all(s.category == category and s.source == f"builtin:{name}" for s in seeds)
         assert all(0 < len(s.text) <= 160 and s.text == s.text.strip() for s in seeds)
@@ -47,7 +47,7 @@ def test_builtin_sets_do_not_overlap():
 
 def test_builtin_wrong_category_and_unknown_name():
     with pytest.raises(
-        SeedDataError, match=r"builtin:demo_harmful: no benign prompts \(96 rows read: 96 harmful"
+        SeedDataError, match=r"builtin:demo_harmful: no benign prompts \(160 rows read: 160 harmful"
     ):
         load_seeds("builtin:demo_harmful", "benign")
     with pytest.raises(

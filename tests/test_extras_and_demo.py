@@ -25,7 +25,8 @@ def test_present_module_is_returned():
     assert require("json") is importlib.import_module("json")
 
 
-def test_demo_trains_and_prints_the_before_after_table(tmp_path, capsys):
+def test_demo_trains_and_prints_the_before_after_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "220")  # one table row per line
     overrides = [
         "attacker.path=tiny-llama", "defender.path=tiny-llama", f"output_dir={tmp_path}", "train.steps=1",
         "attacker_sampling.max_new_tokens=4", "defender_sampling.max_new_tokens=4", "train.validation_size=3",
@@ -33,5 +34,8 @@ def test_demo_trains_and_prints_the_before_after_table(tmp_path, capsys):
     ]
     assert demo.main(overrides) == 0
     out = capsys.readouterr().out
-    assert "harmful refusal-or-deflection rate (n=3)" in out and "benign compliance rate (n=3)" in out
-    assert "classifier: advgame-heuristic-refusal-v1" in out
+    for row in ("harmful refusal-or-deflection rate", "benign compliance rate", "balanced score", "fluency"):
+        line = next(line for line in out.splitlines() if row in line)
+        assert line.count("[") == 2, line  # a 95% interval before and after
+    assert "warm start" in out and "n = 3 harmful + 3 benign" in out
+    assert "refusals decided by advgame-heuristic-refusal-v1" in out

@@ -66,7 +66,8 @@ class OpenAIChatBackend:
             async def attempt(client) -> Completion:
                 reply = await client.chat.completions.create(
                     model=self.model, messages=msgs, n=1, temperature=sampling.temperature, top_p=sampling.top_p,
-                    max_tokens=sampling.max_new_tokens, **({} if request_seed is None else {"seed": request_seed}),
+                    max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
+                    **({} if request_seed is None else {"seed": request_seed}),
                 )
                 return _to_completion(reply)
 

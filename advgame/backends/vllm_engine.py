@@ -155,6 +155,8 @@ class VLLMEngineBackend:
             seed=seed,
             logprobs=0 if return_logprobs else None,  # 0: only the sampled token's log-prob
             stop_token_ids=stop_token_ids(self.tokenizer),
+            stop=list(sampling.stop) or None,
+            include_stop_str_in_output=True,
             skip_special_tokens=True,
         )
 

@@ -99,14 +99,15 @@ class VLLMServerBackend:
                                  return_logprobs=return_logprobs)
         stop = stop_token_ids(self.tokenizer)
         greedy = sampling.temperature == 0
-        extra = {"return_token_ids": True, "stop_token_ids": stop, "skip_special_tokens": True}
+        extra = {"return_token_ids": True, "stop_token_ids": stop, "skip_special_tokens": True,
+                 "include_stop_str_in_output": True}
 
         def call(prompt_ids, request_seed):
             async def attempt(client) -> Completion:
                 reply = await client.completions.create(
                     model=self.served_model, prompt=prompt_ids, n=1, max_tokens=sampling.max_new_tokens,
                     temperature=sampling.temperature, top_p=1.0 if greedy else sampling.top_p,
-                    logprobs=0 if return_logprobs else None,
+                    logprobs=0 if return_logprobs else None, stop=list(sampling.stop) or None,
                     extra_body=extra, **({} if request_seed is None else {"seed": request_seed}),
                 )
                 return self._to_completion(reply, prompt_ids, return_logprobs)

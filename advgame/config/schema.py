@@ -90,6 +90,12 @@ class SamplingConfig(Section):
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(2048, gt=0, description="Generation cap; an answer that reaches it is flagged truncated.")
     batch_size: int = Field(64, gt=0, description="Prompts per `generate` call.")
+    stop: list[str] = Field(
+        default_factory=list,
+        description="Strings that also end a completion (kept in it), besides the end-of-turn token; a completion "
+        "that ends on one is finished, not truncated. For small models that ramble past the answer (the CPU "
+        "demo's Attacker stops at a line break: its rewrite is one line).",
+    )
 
 
 class OptimConfig(Section):
@@ -196,6 +202,13 @@ class GameConfig(Section):
             "splits, so they lose nothing. Worth it with endpoint judges; needs judges that are not the players."
         ),
     )
+    control: Literal["none", "random_preferences"] = Field(
+        "none",
+        description="A control run that isolates the judges' signal. random_preferences: after judging, each group's "
+        "rewards are shuffled among its samples (seeded), so every player trains on as many pairs (or rollouts), "
+        "with the same reward gaps, as in the real game, but which sample is preferred is random. (Updates off: "
+        "train_attacker=false train_defender=false.)",
+    )
     train_attacker: bool = Field(True, description="Update the Attacker (false = fixed, untrained attacker ablation).")
     train_defender: bool = Field(True, description="Update the Defender.")
 
@@ -258,6 +271,12 @@ class DataConfig(Section):
     heldout: int = Field(64, ge=0, description="Seeds per class held out of training for validation (when no files below).")
     valid_harmful: str | None = Field(None, description="Validation harmful seeds (same forms); default: held out of `harmful`.")
     valid_benign: str | None = Field(None, description="Validation benign seeds (same forms); default: held out of `benign`.")
+    tune: int = Field(
+        0, ge=0,
+        description="Seeds per class held out as a tuning set, besides `heldout`: never trained on (nor seen by the "
+        "warm start). Hyperparameter sweeps validate on it (train.validate_on=tune), so that the figures reported on "
+        "the held-out seeds were not tuned on.",
+    )
 
 
 class LoggingConfig(Section):
@@ -270,6 +289,14 @@ class LoggingConfig(Section):
         "jsonl", description="Log every seed -> rewrite -> answers -> scores record (parquet needs pyarrow)."
     )
     progress: bool = Field(True, description="Show a progress bar on the console.")
+    diagnostics: bool = Field(
+        True,
+        description="Per-step training diagnostics: each player's mean per-token log-ratio to its initial weights "
+        "(log π_θ − log π_θ₀) and fluency (mean per-token NLL under the initial weights) on the sequences it trains "
+        "on, and at validation the NLL of the Defender's answers. Costs one no-grad forward per micro-batch; a "
+        "player that does not already keep its initial weights (ema.ema_as_reference=true) stores a copy of its "
+        "trainable ones (adapter-sized for LoRA).",
+    )
 
 
 class CheckpointConfig(Section):
@@ -304,6 +331,9 @@ class TrainConfig(Section):
     validation_temperature: float = Field(
         0.0, ge=0, description="Defender temperature at validation (0 = greedy, comparable across steps)."
     )
+    validate_on: Literal["heldout", "tune"] = Field(
+        "heldout", description="Which held-out seeds validation answers: the reported ones, or the tuning set (data.tune)."
+    )
     microbatch_size: int = Field(8, gt=0, description="Pairs (or rollouts) per forward/backward; gradients accumulate.")
     dist_timeout_s: float = Field(
         600.0, gt=0,
@@ -313,6 +343,26 @@ class TrainConfig(Section):
     sharding: ShardingConfig = Field(
         default_factory=ShardingConfig, description="Multi-process runs: replicate the players, or shard them (FSDP)."
     )
+
+
+class WarmStartConfig(Section):
+    """A short supervised pass that gives the Defender the behaviour the game refines (advgame.warm_start).
+
+    A departure from the paper, whose players start as safety-tuned instruct models: a model that never
+    samples a refusal gives a preference method nothing to prefer. The Defender is LoRA-fine-tuned on
+    refusal-and-redirect texts for a share of the *training* harmful seeds and on its own greedy answers to
+    the training benign seeds, then merged; held-out and tuning seeds are never seen. The merged model is
+    cached by content hash, so a second run skips the pass."""
+
+    enabled: bool = Field(False, description="Warm-start the Defender before the game.")
+    steps: int = Field(30, gt=0, description="Optimiser steps of the supervised pass.")
+    batch_size: int = Field(8, gt=0, description="Rows per step.")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (constant) of the LoRA adapter.")
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="Adapter trained, then merged into the weights.")
+    refusal_fraction: float = Field(
+        0.5, ge=0, le=1, description="Share of the training harmful seeds paired with a refusal-and-redirect text."
+    )
+    answer_tokens: int = Field(40, gt=0, description="Length cap of the model's own greedy answers to benign seeds.")
 
 
 class RunConfig(Section):
@@ -334,6 +384,7 @@ class RunConfig(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Checkpointing.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Run length.")
+    warm_start: WarmStartConfig = Field(default_factory=WarmStartConfig, description="Defender warm start (off by default).")
     shared_base: bool = Field(
         False,
         description=(
@@ -369,6 +420,13 @@ class RunConfig(Section):
                 f"train.sharding.strategy=fsdp: the {role} judge is the sharded {player} player itself; "
                 "use a separate judge model or endpoint"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _warm_start_fits(self) -> RunConfig:
+        if self.warm_start.enabled and (self.game.mode == "self_play" or self.shared_base):
+            what = "game.mode=self_play" if self.game.mode == "self_play" else "shared_base=true"
+            raise ValueError(f"warm_start warms the Defender's own model; it does not combine with {what}")
         return self
 
     @model_validator(mode="after")

@@ -7,12 +7,17 @@ Preference pairs (one per group at most):
     when the two rewards are equal. A rejected sample that was truncated and is longer than the chosen
     one is clipped to the chosen one's length, so length alone cannot separate them.
 
+Control runs (`game.control=random_preferences`) pass an `rng`: each group's rewards are then shuffled among
+its samples before the pair (or the rollouts' rewards) is formed. The multiset of rewards per group is kept,
+so the pair count and reward gaps equal the real game's; only which sample is preferred becomes random.
+
 GRPO rollouts: every sample with a reward, penalised ones (−1) included, so format and faithfulness
 failures get a direct negative gradient (the authors mask them and let them only move the baseline).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from advgame.game.tree import SeedNode, rewrites
@@ -36,9 +41,19 @@ class Rollout:
     sampler_logprobs: list[float] | None
 
 
-def preference_pair(samples: list[tuple[float | None, Completion]]) -> Pair | None:
+def shuffled(rewards: list[float | None], rng: random.Random | None) -> list[float | None]:
+    """`rewards` in a random order (the control), or as they are when `rng` is None."""
+    if rng is None:
+        return rewards
+    rewards = list(rewards)
+    rng.shuffle(rewards)
+    return rewards
+
+
+def preference_pair(samples: list[tuple[float | None, Completion]], rng: random.Random | None = None) -> Pair | None:
     """The (argmax, argmin) pair of a group of (reward, completion), or None on a tie or too few rewards."""
-    scored = [(r, i, c) for i, (r, c) in enumerate(samples) if r is not None]
+    rewards = shuffled([r for r, _ in samples], rng)
+    scored = [(r, i, c) for i, (r, (_, c)) in enumerate(zip(rewards, samples, strict=True)) if r is not None]
     if len(scored) < 2:
         return None
     best = max(scored, key=lambda t: (t[0], -t[1]))
@@ -52,30 +67,44 @@ def preference_pair(samples: list[tuple[float | None, Completion]]) -> Pair | No
     return Pair(chosen.prompt_ids, chosen.token_ids, rejected_ids, best[0] - worst[0])
 
 
-def attacker_pairs(tree: list[SeedNode]) -> list[Pair]:
-    pairs = (preference_pair([(r.reward, r.completion) for r in node.rewrites if not r.direct]) for node in tree)
+def _attacker_groups(tree: list[SeedNode]) -> list[list[tuple[float | None, Completion]]]:
+    """Per seed: (reward, output) of the Attacker's own rewrites."""
+    return [[(r.reward, r.completion) for r in node.rewrites if not r.direct] for node in tree]
+
+
+def _defender_groups(tree: list[SeedNode]) -> list[list[tuple[float | None, Completion]]]:
+    """Per answered rewrite: (reward, answer) of the Defender's answers."""
+    return [[(a.reward, a.completion) for a in r.answers] for r in rewrites(tree) if r.answers]
+
+
+def attacker_pairs(tree: list[SeedNode], rng: random.Random | None = None) -> list[Pair]:
+    return _pairs(_attacker_groups(tree), rng)
+
+
+def defender_pairs(tree: list[SeedNode], rng: random.Random | None = None) -> list[Pair]:
+    return _pairs(_defender_groups(tree), rng)
+
+
+def _pairs(groups, rng: random.Random | None) -> list[Pair]:
+    pairs = (preference_pair(group, rng) for group in groups)
     return [p for p in pairs if p is not None]
 
 
-def defender_pairs(tree: list[SeedNode]) -> list[Pair]:
-    pairs = (preference_pair([(a.reward, a.completion) for a in r.answers]) for r in rewrites(tree) if r.answers)
-    return [p for p in pairs if p is not None]
+def attacker_rollouts(tree: list[SeedNode], rng: random.Random | None = None) -> list[Rollout]:
+    return _rollouts(_attacker_groups(tree), rng)
 
 
-def attacker_rollouts(tree: list[SeedNode]) -> list[Rollout]:
-    return [
-        Rollout(r.completion.prompt_ids, r.completion.token_ids, r.reward, group, r.completion.logprobs)
-        for group, node in enumerate(tree)
-        for r in node.rewrites
-        if not r.direct and r.reward is not None and r.completion.token_ids
-    ]
+def defender_rollouts(tree: list[SeedNode], rng: random.Random | None = None) -> list[Rollout]:
+    return _rollouts(_defender_groups(tree), rng)
 
 
-def defender_rollouts(tree: list[SeedNode]) -> list[Rollout]:
-    answered = [r for r in rewrites(tree) if r.answers]
-    return [
-        Rollout(a.completion.prompt_ids, a.completion.token_ids, a.reward, group, a.completion.logprobs)
-        for group, r in enumerate(answered)
-        for a in r.answers
-        if a.reward is not None and a.completion.token_ids
-    ]
+def _rollouts(groups, rng: random.Random | None) -> list[Rollout]:
+    out = []
+    for group, samples in enumerate(groups):
+        rewards = shuffled([r for r, _ in samples], rng)
+        out += [
+            Rollout(c.prompt_ids, c.token_ids, r, group, c.logprobs)
+            for r, (_, c) in zip(rewards, samples, strict=True)
+            if r is not None and c.token_ids
+        ]
+    return out

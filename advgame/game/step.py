@@ -17,6 +17,7 @@ generates (1-3); the harmful update (6) waits for both.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 import warnings
 from collections import Counter
@@ -28,11 +29,13 @@ from advgame.config.schema import RunConfig
 from advgame.data.seeds import SeedPrompt
 from advgame.game import rollout, scoring, signals, update
 from advgame.game.scoring import RoleJudge
-from advgame.game.tree import SeedNode, answers, rewrites
+from advgame.game.tree import RewriteStatus, SeedNode, answers, rewrites
+from advgame.game.validation import distinct_n
 from advgame.judges.base import Judge
 from advgame.player import Player
 
 SPLITS = ("harmful", "benign")
+FAITHFUL = {RewriteStatus.OK, RewriteStatus.NO_VALID_ANSWER, RewriteStatus.JUDGE_FAILED}
 
 
 @dataclass
@@ -125,18 +128,20 @@ def _lap(start: float) -> float:
     return time.perf_counter() - start
 
 
-def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...]) -> dict[str, float]:
-    """Step 6: backpropagate each trained role's loss, then one optimiser step per distinct player."""
+def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...], control_seed: int = 0) -> dict[str, float]:
+    """Step 6: backpropagate each trained role's loss, then one optimiser step per distinct player. In a control
+    run (game.control=random_preferences) each group's rewards are shuffled first, seeded by `control_seed`."""
     cfg = game.cfg
+    rng = random.Random(control_seed) if cfg.game.control == "random_preferences" else None
     metrics: dict[str, float] = {}
     stepped: dict[int, Player] = {}
     for role in roles:
         player = game.attacker if role == "attacker" else game.defender
         if cfg.loss.type == "grpo":
-            batch = signals.attacker_rollouts(tree) if role == "attacker" else signals.defender_rollouts(tree)
+            batch = signals.attacker_rollouts(tree, rng) if role == "attacker" else signals.defender_rollouts(tree, rng)
             stats = update.grpo_backward(player, batch, cfg.loss, cfg.train.microbatch_size, uses_sampler_logprobs(cfg))
         else:
-            batch = signals.attacker_pairs(tree) if role == "attacker" else signals.defender_pairs(tree)
+            batch = signals.attacker_pairs(tree, rng) if role == "attacker" else signals.defender_pairs(tree, rng)
             stats = update.preference_backward(player, batch, cfg.loss, cfg.train.microbatch_size)
         metrics[f"{role}/{'rollouts' if cfg.loss.type == 'grpo' else 'pairs'}"] = stats.total  # all processes
         metrics[f"{role}/loss"] = stats.loss
@@ -157,6 +162,10 @@ def tree_metrics(tree: list[SeedNode]) -> dict[str, float]:
         out[f"attacker/rate_{status}"] = n / len(rws)
     for status, n in Counter(a.status.value for a in ans).items():
         out[f"defender/rate_{status}"] = n / len(ans)
+    if rws:  # rewrites that passed the format and faithfulness checks (reached the Defender)
+        out["attacker/faithful_rate"] = sum(r.status in FAITHFUL for r in rws) / len(rws)
+    if ans:
+        out["defender/distinct_2"] = distinct_n([a.completion.text for a in ans], 2)
     for role, nodes in (("attacker", rws), ("defender", ans)):
         rewards = [n.reward for n in nodes if n.reward is not None]
         out[f"{role}/reward"] = sum(rewards) / len(rewards) if rewards else float("nan")
@@ -182,7 +191,7 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
             if player.engine_sync is not None:
                 player.engine_sync.release()
         t = time.perf_counter()
-        update_metrics = update_players(game, tree, roles)
+        update_metrics = update_players(game, tree, roles, derive_seed(game.cfg.seed, step, split, "control"))
         timings["updates"] += _lap(t)
         trees[split] = distributed.gather_concat(tree)
         metrics.update({f"{split}/{k}": v for k, v in {**tree_metrics(trees[split]), **update_metrics}.items()})

@@ -13,6 +13,7 @@ passes that change no gradient.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -100,29 +101,67 @@ def preference_backward(player: Player, pairs: Sequence[Pair], cfg: LossConfig, 
     batches = list(_chunks(pairs, microbatch))
     passes = _num_passes(player.model, len(batches))
 
-    refs = []
-    with torch.no_grad(), player.reference_weights():
-        for i in range(passes):
-            if i < len(batches):
-                refs.append(_pair_logprobs(player.model, batches[i], pad))
-            else:
-                _idle_pass(player.model, pad, backward=False)
-    value, margins = 0.0, []
+    def logprobs(mb: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+        return _pair_logprobs(player.model, mb, pad)
+
+    refs = _no_grad_passes(player, player.reference_weights(), batches, passes, logprobs)
+    inits = _initial_passes(player, batches, passes, logprobs, refs)
+    value, margins, diag = 0.0, [], Counter()
     for i in range(passes):
         if i >= len(batches):
             _idle_pass(player.model, pad, backward=True)
             continue
         (ref_c, ref_r), mb = refs[i], batches[i]
-        pol_c, pol_r = _pair_logprobs(player.model, mb, pad)
+        pol_c, pol_r = logprobs(mb)
         per_pair = loss_fn(pol_c, pol_r, ref_c, ref_r, cfg.beta)
         (per_pair.sum() / total).backward()
         value += per_pair.detach().sum().item()
         margins.append(preference_margin(pol_c, pol_r, ref_c, ref_r).detach())
+        if inits is not None:  # diagnostics on the sampled sequences: log-ratio and NLL under θ₀, per token
+            (init_c, init_r) = inits[i]
+            diag["log_ratio"] += (pol_c.detach() - init_c).sum().item() + (pol_r.detach() - init_r).sum().item()
+            diag["nll"] -= (init_c + init_r).sum().item()
+            diag["tokens"] += sum(len(p.chosen_ids) + len(p.rejected_ids) for p in mb)
     margin = torch.cat(margins) if margins else torch.zeros(0)
     sums = _global_means(
         {"loss": value, "margin": margin.sum().item(), "accuracy": (margin > 0).float().sum().item()}, total
     )
-    return LossStats(sums.pop("loss"), total, sums)
+    return LossStats(sums.pop("loss"), total, {**sums, **_diagnostics(diag, inits is not None)})
+
+
+def _no_grad_passes(player: Player, weights, batches: list, passes: int, fn) -> list:
+    """`fn(batch)` for each micro-batch under `weights` (a context that swaps weights in) without gradients;
+    a sharded player joins the other processes' extra passes with idle ones."""
+    out = []
+    with torch.no_grad(), weights:
+        for i in range(passes):
+            if i < len(batches):
+                out.append(fn(batches[i]))
+            else:
+                _idle_pass(player.model, player.tokenizer.pad_token_id, backward=False)
+    return out
+
+
+def _initial_passes(player: Player, batches: list, passes: int, fn, refs: list) -> list | None:
+    """Log-probs under the initial weights θ₀ for the diagnostics: the reference passes when θ₀ is the
+    reference, one more no-grad pass otherwise; None when the player keeps no initial weights."""
+    if player.initial is None:
+        return None
+    if not player.ema_cfg.ema_as_reference:
+        return refs
+    return _no_grad_passes(player, player.initial.swapped_in(player.model), batches, passes, fn)
+
+
+def _diagnostics(sums: Counter, enabled: bool) -> dict[str, float]:
+    """Per-token means over all processes: log π_θ − log π_θ₀ (a KL estimate when the sequences were sampled
+    from π_θ itself; under MD they come from the EMA) and the NLL under θ₀ (fluency: degenerate text scores
+    high)."""
+    if not enabled:
+        return {}
+    tokens = global_sum(sums["tokens"])
+    if tokens == 0:
+        return {}
+    return {"log_ratio_initial": global_sum(sums["log_ratio"]) / tokens, "nll_initial": global_sum(sums["nll"]) / tokens}
 
 
 def _pair_logprobs(model, pairs: Sequence[Pair], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,14 +187,10 @@ def grpo_backward(
     def logprobs(mb: Sequence[Rollout]):
         return completion_logprobs(player.model, [r.prompt_ids for r in mb], [r.completion_ids for r in mb], pad)
 
-    refs = []
-    with torch.no_grad(), player.reference_weights():
-        for i in range(passes):
-            if i < len(batches):
-                refs.append(logprobs(batches[i][0]))
-            else:
-                _idle_pass(player.model, pad, backward=False)
-    value, kl = 0.0, 0.0
+    mbs = [mb for mb, _ in batches]
+    refs = _no_grad_passes(player, player.reference_weights(), mbs, passes, logprobs)
+    inits = _initial_passes(player, mbs, passes, logprobs, refs)
+    value, kl, diag = 0.0, 0.0, Counter()
     for i in range(passes):
         if i >= len(batches):
             _idle_pass(player.model, pad, backward=True)
@@ -173,8 +208,13 @@ def grpo_backward(
         (out.loss / total).backward()
         value += out.loss.item()
         kl += out.kl.item() * len(mb)
+        if inits is not None:
+            init = inits[i]
+            diag["log_ratio"] += ((pol.tokens.detach() - init.tokens) * pol.mask).sum().item()
+            diag["nll"] -= (init.tokens * init.mask).sum().item()
+            diag["tokens"] += pol.mask.sum().item()
     sums = _global_means({"loss": value, "kl": kl, "advantage_abs": adv.abs().sum().item()}, total)
-    return LossStats(sums.pop("loss"), total, sums)
+    return LossStats(sums.pop("loss"), total, {**sums, **_diagnostics(diag, inits is not None)})
 
 
 def all_reduce_grads(params: Sequence[torch.nn.Parameter], bucket_numel: int = 2**25) -> None:

@@ -71,6 +71,14 @@ def generate(
     return rollouts
 
 
+def _stop_string_end(tokenizer, row: list[int], stops: Sequence[str]) -> int | None:
+    """Index of the token that completes the first stop string in `row`, or None."""
+    for j in range(len(row)):
+        if any(s in tokenizer.decode(row[: j + 1], skip_special_tokens=True) for s in stops):
+            return j
+    return None
+
+
 def _generate_batch(model, tokenizer, batch, sampling, stop, device, return_logprobs) -> list[Completion]:
     input_ids, attention_mask = pad_left(batch, tokenizer.pad_token_id)
     greedy = sampling.temperature == 0
@@ -88,6 +96,7 @@ def _generate_batch(model, tokenizer, batch, sampling, stop, device, return_logp
         synced_gpus=False,  # each process generates on its own (a sharded player is gathered first)
         return_dict_in_generate=True,
         output_logits=return_logprobs,
+        **({"stop_strings": list(sampling.stop), "tokenizer": tokenizer} if sampling.stop else {}),
     )
     new_tokens = out.sequences[:, input_ids.shape[1]:].cpu()
     step_logps = None
@@ -98,6 +107,8 @@ def _generate_batch(model, tokenizer, batch, sampling, stop, device, return_logp
     completions = []
     for i, row in enumerate(new_tokens.tolist()):
         end = next((j for j, t in enumerate(row) if t in stop), None)
+        if end is None and sampling.stop:  # ended on a stop string: the row continues with padding only
+            end = _stop_string_end(tokenizer, row, sampling.stop)
         ids = row if end is None else row[: end + 1]
         completions.append(
             Completion(

@@ -13,6 +13,7 @@ from advgame.backends.hf import HFBackend
 from advgame.backends.weight_sync import EngineSync, build_engine
 from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
 from advgame.data.seeds import SeedPrompt, SeedStream, load_seeds, split_heldout
+from advgame.ema import ParamBank
 from advgame.game.scoring import RoleJudge
 from advgame.game.step import Game, GameJudges
 from advgame.judges.factory import build_judge
@@ -62,6 +63,8 @@ def _finish_player(player: Player, cfg: RunConfig) -> Player:
     if model_cfg.engine.kind != "hf":
         player.backend = build_engine(model_cfg, player.tokenizer, player.name, cfg.seed)
         player.engine_sync = EngineSync(player.backend, player.name, model_cfg.engine.exchange_dir)
+    if cfg.logging.diagnostics and player.initial is None:  # θ₀ for the log-ratio and fluency diagnostics
+        player.initial = ParamBank(player.model)
     player.optimizer = build_optimizer(player.model, cfg.optim)
     player.scheduler = build_scheduler(player.optimizer, cfg.train.steps, cfg.optim)
     return player
@@ -105,24 +108,30 @@ class SeedData:
 
 
 def build_data(cfg: RunConfig) -> SeedData:
-    """Training streams per class, and validation seeds (held out of training unless given as files)."""
+    """Training streams per class, and validation seeds: held out of training unless given as files. With
+    `data.tune`, a tuning set is held out too (of what remains), and `train.validate_on` picks which one
+    validation answers."""
     train, valid = {}, {}
     for category in ("harmful", "benign"):
         seeds = load_seeds(getattr(cfg.data, category), category)
         valid_spec = getattr(cfg.data, f"valid_{category}")
+        heldout: list[SeedPrompt] = []
         if valid_spec:
-            valid[category] = load_seeds(valid_spec, category)
+            heldout = load_seeds(valid_spec, category)
         elif cfg.data.heldout:
-            if cfg.data.heldout >= len(seeds):
-                raise ValueError(
-                    f"data.heldout={cfg.data.heldout} leaves no {category} training seeds ({len(seeds)} in all)"
-                )
-            seeds, valid[category] = split_heldout(seeds, cfg.data.heldout, cfg.data.seed)
-        else:
-            valid[category] = []
-        valid[category] = valid[category][: cfg.train.validation_size]
+            seeds, heldout = _hold_out(seeds, cfg.data.heldout, cfg.data.seed, category, "data.heldout")
+        tune: list[SeedPrompt] = []
+        if cfg.data.tune:
+            seeds, tune = _hold_out(seeds, cfg.data.tune, cfg.data.seed + 1, category, "data.tune")
+        valid[category] = (tune if cfg.train.validate_on == "tune" else heldout)[: cfg.train.validation_size]
         train[category] = SeedStream(seeds, cfg.data.batch_size, cfg.data.seed)
     return SeedData(train=train, valid=valid)
+
+
+def _hold_out(seeds: list[SeedPrompt], n: int, seed: int, category: str, key: str):
+    if n >= len(seeds):
+        raise ValueError(f"{key}={n} leaves no {category} training seeds ({len(seeds)} left)")
+    return split_heldout(seeds, n, seed)
 
 
 def build_game(cfg: RunConfig, judge_overrides: dict | None = None, backend_overrides: dict | None = None) -> Game:

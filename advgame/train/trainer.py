@@ -41,6 +41,7 @@ from advgame.train.checkpoint import (
 from advgame.train.metrics import MetricsLogger, RolloutLog
 from advgame.train.progress import TrainProgress
 from advgame.train.setup import SeedData, build_data, build_game
+from advgame.warm_start import apply_warm_start
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,17 @@ def train(
             f"processes ({rank.world_size})"
         )
     start = 0
+    data = build_data(cfg)
+    saved_cfg = cfg  # what config.yaml records (and --resume reads): the warm start is found again in its cache
+    cfg = apply_warm_start(cfg, {c: s.seeds for c, s in data.train.items()})
     game = build_game(cfg, judge_overrides, backend_overrides)
     for player in game.players():
         distributed.broadcast_player(player)
-    data = build_data(cfg)
     if resume:
         start = restore(run_dir, game, data)
     elif rank.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(saved_cfg.model_dump(mode="json"), sort_keys=False))
     logger = rollout_log = None
     if rank.is_main:
         logger = MetricsLogger(
