@@ -15,18 +15,21 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 130
 def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = False) -> int:
     from advgame.data.seeds import SeedDataError
     from advgame.models.gguf import ModelNotFoundError
-    from advgame.train.checkpoint import CheckpointError
+    from advgame.train.checkpoint import CheckpointError, has_checkpoint
     from advgame.train.trainer import run_dir_for, train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     target = Path(run_dir) if run_dir else run_dir_for(cfg)
-    if not resume and (target / "checkpoints").is_dir():
+    if not resume and has_checkpoint(target):
         print(
             f"advgame train: {target} already holds a run; continue it with --resume {target}, "
             "or choose another name= / --run-dir",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    if resume and not has_checkpoint(target):
+        print(f"advgame train: {target} holds no complete checkpoint (killed before the first one was written): "
+              "starting it from step 0", file=sys.stderr)
     try:
         out = train(cfg, target, resume=resume)
     except (ModelNotFoundError, SeedDataError, CheckpointError, ValueError) as err:

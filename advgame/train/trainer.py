@@ -32,6 +32,7 @@ from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, is_refusal
 from advgame.models.sharding import full, load_whole_, save_pretrained, shard_like
 from advgame.train.checkpoint import (
     flatten_optimizer_state,
+    has_checkpoint,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -72,6 +73,13 @@ def train(
     for player in game.players():
         distributed.broadcast_player(player)
     data = build_data(cfg)
+    if (run_dir / "checkpoints").is_dir() and not has_checkpoint(run_dir):
+        # killed before its first checkpoint was complete: nothing to continue, so start over (its logs go)
+        log.warning("%s holds no complete checkpoint yet: starting the run from step 0", run_dir)
+        resume = False
+        if rank.is_main:
+            for name in ("metrics.jsonl", "rollouts.jsonl"):
+                (run_dir / name).unlink(missing_ok=True)
     if resume:
         start = restore(run_dir, game, data)
     elif rank.is_main:
