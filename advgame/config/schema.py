@@ -258,6 +258,10 @@ class DataConfig(Section):
     heldout: int = Field(64, ge=0, description="Seeds per class held out of training for validation (when no files below).")
     valid_harmful: str | None = Field(None, description="Validation harmful seeds (same forms); default: held out of `harmful`.")
     valid_benign: str | None = Field(None, description="Validation benign seeds (same forms); default: held out of `benign`.")
+    max_seed_chars: int = Field(
+        8000, gt=0, description="Prompt budget of a seed, in characters: a longer seed is an error when the data loads."
+    )
+    truncate_long_seeds: bool = Field(False, description="Cut seeds over max_seed_chars to the budget instead of failing.")
 
 
 class LoggingConfig(Section):

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     from advgame.config.schema import SamplingConfig
     from advgame.eval.benchmarks import BENCHMARKS, ChecksumMismatch, DataUnavailable
-    from advgame.eval.benchmarks.files import DataFileError
+    from advgame.eval.benchmarks.files import ROWS_READ, DataFileError
     from advgame.eval.classifiers import CLASSIFIERS, GuardUnavailable, build_classifier
     from advgame.eval.generation import StopAfter
     from advgame.eval.results import rich_table, slug
@@ -130,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
         # data first: a missing or offline data file fails before any model loads
         for name in benchmarks:
             if BENCHMARKS[name].kind != "lm-eval":
-                BENCHMARKS[name].load(data_files.get(name), args.limit, data_files)
+                ROWS_READ.clear()
+                items, source = BENCHMARKS[name].load(data_files.get(name), None, data_files)
+                read = sum(ROWS_READ.values()) if ROWS_READ else None
+                console.print(f"{name}: {len(items)} items" + (f" from {read} rows read" if read is not None else "")
+                              + f" ({source['id']})" + (f", first {args.limit} used" if args.limit else ""),
+                              markup=False, highlight=False)
             else:
                 require("lm_eval")
         if args.endpoint:

@@ -12,7 +12,7 @@ from advgame import distributed
 from advgame.backends.hf import HFBackend
 from advgame.backends.weight_sync import EngineSync, build_engine
 from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
-from advgame.data.seeds import SeedPrompt, SeedStream, load_seeds, split_heldout
+from advgame.data.seeds import SeedPrompt, SeedStream, check_lengths, load_seeds, split_heldout
 from advgame.game.scoring import RoleJudge
 from advgame.game.step import Game, GameJudges
 from advgame.judges.factory import build_judge
@@ -107,11 +107,12 @@ class SeedData:
 def build_data(cfg: RunConfig) -> SeedData:
     """Training streams per class, and validation seeds (held out of training unless given as files)."""
     train, valid = {}, {}
+    budget = {"max_chars": cfg.data.max_seed_chars, "truncate": cfg.data.truncate_long_seeds}
     for category in ("harmful", "benign"):
-        seeds = load_seeds(getattr(cfg.data, category), category)
+        seeds = check_lengths(load_seeds(getattr(cfg.data, category), category), **budget)
         valid_spec = getattr(cfg.data, f"valid_{category}")
         if valid_spec:
-            valid[category] = load_seeds(valid_spec, category)
+            valid[category] = check_lengths(load_seeds(valid_spec, category), **budget)
         elif cfg.data.heldout:
             if cfg.data.heldout >= len(seeds):
                 raise ValueError(
