@@ -16,6 +16,7 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
     from advgame.data.seeds import SeedDataError
     from advgame.models.gguf import ModelNotFoundError
     from advgame.train.checkpoint import CheckpointError, has_checkpoint
+    from advgame.train.judge_health import JudgeUnavailable
     from advgame.train.trainer import run_dir_for, train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -32,7 +33,7 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
               "starting it from step 0", file=sys.stderr)
     try:
         out = train(cfg, target, resume=resume)
-    except (ModelNotFoundError, SeedDataError, CheckpointError, ValueError) as err:
+    except (ModelNotFoundError, SeedDataError, CheckpointError, JudgeUnavailable, ValueError) as err:
         print(f"advgame train: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
 from advgame.data.seeds import SeedPrompt, SeedStream, check_lengths, load_seeds, split_heldout
 from advgame.game.scoring import RoleJudge
 from advgame.game.step import Game, GameJudges
+from advgame.judges.base import RoleView
 from advgame.judges.factory import build_judge
 from advgame.models.loading import load_model, peft_lora_config
 from advgame.models.sharding import shard_model
@@ -81,9 +82,10 @@ def build_judges(cfg: RunConfig, attacker: Player, defender: Player, overrides: 
             cache[key] = build_judge(jcfg, _judge_backend(jcfg, attacker, defender), seed=cfg.seed)
         return cache[key]
 
-    faith = make("faithfulness")
-    defender_judge = RoleJudge(make("defender"), cfg.judges.for_role("defender").mode)
-    attacker_judge = RoleJudge(make("attacker"), cfg.judges.for_role("attacker").mode) if cfg.game.train_attacker else None
+    faith = RoleView(make("faithfulness"), "faithfulness")  # per-role counters, even for a shared judge
+    defender_judge = RoleJudge(RoleView(make("defender"), "defender"), cfg.judges.for_role("defender").mode)
+    attacker_judge = (RoleJudge(RoleView(make("attacker"), "attacker"), cfg.judges.for_role("attacker").mode)
+                      if cfg.game.train_attacker else None)
     return GameJudges(faithfulness=faith, defender=defender_judge, attacker=attacker_judge)
 
 

@@ -39,6 +39,7 @@ from advgame.train.checkpoint import (
     set_rng_state,
     unflatten_optimizer_state,
 )
+from advgame.train.judge_health import FailureStreak, check_judges
 from advgame.train.metrics import MetricsLogger, RolloutLog
 from advgame.train.progress import TrainProgress
 from advgame.train.setup import SeedData, build_data, build_game
@@ -73,6 +74,8 @@ def train(
     for player in game.players():
         distributed.broadcast_player(player)
     data = build_data(cfg)
+    if cfg.judges.check_at_start:
+        check_judges(game)
     if (run_dir / "checkpoints").is_dir() and not has_checkpoint(run_dir):
         # killed before its first checkpoint was complete: nothing to continue, so start over (its logs go)
         log.warning("%s holds no complete checkpoint yet: starting the run from step 0", run_dir)
@@ -113,6 +116,7 @@ def train(
         return metrics
 
     end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
+    streak = FailureStreak(game, cfg.judges.stop_after_failing_steps)
     with TrainProgress(cfg.train.steps, start, enabled=cfg.logging.progress and rank.is_main) as progress:
         if start == 0:
             progress.validation(validation(0))
@@ -122,6 +126,7 @@ def train(
             metrics, trees = game_step(game, batches, step)
             metrics["time/step"] = time.perf_counter() - t0
             done = step + 1
+            streak.after_step(done)  # every judge call failing step after step stops the run
             if done % cfg.logging.every_n_steps == 0 or done == cfg.train.steps:
                 failures = judge_failure_metrics(game)  # a collective: every process takes part
                 if logger:
