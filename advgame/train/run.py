@@ -36,6 +36,12 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
     except (ModelNotFoundError, SeedDataError, CheckpointError, JudgeUnavailable, ValueError) as err:
         print(f"advgame train: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as err:  # disk full, a directory that became unwritable: the last checkpoint is intact
+        from advgame.paths import describe_os_error
+
+        print(f"advgame train: cannot write the run's files: {describe_os_error(err)}; the last complete checkpoint "
+              f"is intact: free space or fix {target}, then continue with --resume {target}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"\nadvgame train: interrupted; continue with: advgame train --resume {target}", file=sys.stderr)
         return EXIT_INTERRUPTED

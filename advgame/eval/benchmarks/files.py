@@ -47,7 +47,9 @@ def read_rows(path: Path) -> list[dict]:
             data = json.loads(path.read_text(encoding="utf-8"))
             return data if isinstance(data, list) else [data]
         if suffix in (".yaml", ".yml", ".prompt"):
-            return [yaml.safe_load(path.read_text(encoding="utf-8"))]
+            from advgame.config.load import safe_load  # bounded aliases: no YAML bomb
+
+            return [safe_load(path.read_text(encoding="utf-8"))]
         if suffix == ".parquet":
             try:
                 import pyarrow.parquet as pq
