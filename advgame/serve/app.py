@@ -132,7 +132,7 @@ class Limits:
 def create_app(
     backend: GenerationBackend, *, model_name: str, token: str | None, max_request_bytes: int = 1_000_000,
     max_tokens_limit: int = 1024, max_n: int = 8, max_prompt_tokens: int = 4096, context_length: int | None = None,
-    count_tokens: Callable[[list[dict]], int] | None = None, max_concurrent: int = 16,
+    count_tokens: Callable[[list[dict]], int] | None = None, max_concurrent: int = 32,
     small_request_tokens: int = 256, body_timeout_s: float = 30.0, scheduler: Scheduler | None = None,
 ) -> Guard:
     """The app serving `backend` as `model_name`; `token=None` disables auth (the CLI's --no-auth).

@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="longer prompts get 400 (also capped at the model's context - 1)")
     lim.add_argument("--max-tokens-limit", type=_positive_int, default=1024, help="cap on max_tokens per request")
     lim.add_argument("--max-n", type=_positive_int, default=8, help="cap on n per request")
-    lim.add_argument("--max-concurrent", type=_positive_int, default=16,
+    lim.add_argument("--max-concurrent", type=_positive_int, default=32,
                      help="completions running or queued; more get 503")
     lim.add_argument("--small-request-tokens", type=_positive_int, default=256,
                      help="prompt + n x max_tokens at or under this preempts larger generations")
