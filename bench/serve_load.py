@@ -31,7 +31,6 @@ import platform
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -174,7 +173,7 @@ def malformed(bench: Bench) -> list[dict]:
     ]
     out = []
     for name, body in cases:
-        status, elapsed, data = bench.chat(body, timeout=30)
+        status, elapsed, _data = bench.chat(body, timeout=30)
         out.append({"case": name, "status": status, "seconds": round(elapsed, 3)})
     r = bench.client.get(f"{bench.base}/v1/models?api_key=leak", timeout=10)  # no token in the header
     out.append({"case": "token in the query string", "status": r.status_code, "seconds": None})

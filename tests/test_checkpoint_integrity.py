@@ -93,7 +93,7 @@ def _half_written_first_checkpoint(run_dir):
 
 @pytest.mark.parametrize("resume", [True, False])
 def test_a_kill_during_the_first_checkpoint_is_no_dead_end(tmp_path, monkeypatch, capsys, resume):
-    import advgame.train.trainer as trainer
+    from advgame.train import trainer
     from advgame.train.run import run_training
     from tests.test_train_e2e import tiny_config
 

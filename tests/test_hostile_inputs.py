@@ -172,7 +172,7 @@ def test_eval_and_redteam_into_an_invalid_output_dir_are_one_line(tmp_path, caps
 
 
 def test_disk_full_while_writing_final_is_one_line(tmp_path, monkeypatch, capsys):
-    import advgame.train.trainer as trainer
+    from advgame.train import trainer
     from advgame.train.run import run_training
     from tests.test_train_e2e import tiny_config
 

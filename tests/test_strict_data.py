@@ -80,7 +80,7 @@ def test_legitimate_multiline_fields_and_short_rows_pass():
             '- a list item\n- another, item",a1\n'
             'Do B,standard,cyber,,,b1\n'
             'Do C,standard\n')
-    header, rows = read_table(text)
+    _header, rows = read_table(text)
     assert [line for line, _ in rows] == [2, 7, 8] and rows[2][1]["ContextString"] is None
 
 

@@ -26,7 +26,7 @@ def _at_least(low: float, kind=int):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if not value >= low or value != value or value == float("inf"):
+        if not value >= low or value == float("inf"):  # NaN fails the first test
             raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
         return value
     return parse

