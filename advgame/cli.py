@@ -51,9 +51,15 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if args.num_processes > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch(args)
+    from advgame.paths import writable_dir_problem
     from advgame.train.run import run_training
+    from advgame.train.trainer import run_dir_for
 
-    return run_training(cfg, run_dir=args.run_dir or args.resume, resume=bool(args.resume))
+    target = args.run_dir or args.resume
+    if problem := writable_dir_problem(target or run_dir_for(cfg)):
+        print(f"advgame train: run directory: {problem}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    return run_training(cfg, run_dir=target, resume=bool(args.resume))
 
 
 def _relaunch(args: argparse.Namespace) -> int:
@@ -100,7 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `advgame train CONFIG --run-dir X key=value`: argparse stops collecting positionals at an option
+        overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+        if args.command != "train" or len(overrides) != len(extra):
+            parser.error(f"unrecognized arguments: {' '.join(e for e in extra if e not in overrides) or ' '.join(extra)}")
+        args.overrides += overrides
     return args.run(args)
 
 

@@ -19,7 +19,9 @@ NONCE = "0123456789abcdef"
         ("<think>x</think>\n<score_A> 7/10 </score_A>  <score_B>2.5 / 10</score_B>\n", (7.0, 2.5)),
         ("<score_A>8</score_A><score_B>1</score_B>", (8.0, 1.0)),  # no reasoning at all is fine
         ("<THINK>x</THINK><SCORE_A>4</SCORE_A><Score_B>6</Score_B>", (4.0, 6.0)),
-        ("<think>x</think><score_A>15</score_A><score_B>-2</score_B>", (10.0, 0.0)),  # clipped
+        ("<think>x</think><score_A>15</score_A><score_B>-2</score_B>", None),  # off the scale: a failure
+        ("<think>x</think><score_A>999</score_A><score_B>3</score_B>", None),  # issue 15: never clipped to 10
+        ("<think>x</think><score_A>10</score_A><score_B>-0</score_B>", (10.0, 0.0)),  # the ends are on the scale
         ("<think>x</think><score_A>10.0</score_A><score_B>0.5</score_B>", (10.0, 0.5)),
         ("<think>x</think><score_A>7</score_A>", None),  # missing B
         ("<think>x</think><score_A>7</score_A><score_B>3</score_B><score_B>9</score_B>", None),  # duplicated
@@ -44,7 +46,7 @@ def test_pair_scores(text, expected):
         ("<think>ok</think><score>6</score>", 6.0),
         ("<think>ok</think><score> 7 /10</score>", 7.0),
         ("<think>ok</think>< score >9.5</ score >", 9.5),
-        ("<think>ok</think><score>11</score>", 10.0),
+        ("<think>ok</think><score>11</score>", None),  # off the scale
         ("<think>ok</think><score>6</score> <score>6</score>", None),
         ("<think>ok</think>score: 6", None),
         ("<think>ok</think><score>NaN</score>", None),

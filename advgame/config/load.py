@@ -16,6 +16,48 @@ from pydantic import BaseModel, ValidationError
 from advgame.config.schema import RunConfig
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+MAX_EXPANDED_NODES = 100_000  # YAML nodes a document may expand to through aliases (a "billion laughs" is 10**9)
+MAX_ECHO = 120  # characters of a value an error message shows
+
+
+def shorten(value: Any, limit: int = MAX_ECHO) -> str:
+    """repr(value), cut to `limit` characters (an error must not echo a huge value back)."""
+    text = repr(value) if not isinstance(value, (dict, list)) or len(value) < 50 else f"<{type(value).__name__} of {len(value)}>"
+    return text if len(text) <= limit else text[: limit - 20] + f"... ({len(text)} chars)"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a document whose aliases expand past MAX_EXPANDED_NODES nodes (an alias bomb:
+    a few lines that reference each other expand exponentially once anything walks or prints the value)."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(n) -> int:
+            if id(n) in sizes:
+                return sizes[id(n)]
+            sizes[id(n)] = 1  # a recursive alias counts once here
+            children = (n.value if isinstance(n, yaml.SequenceNode) else
+                        [x for pair in n.value for x in pair] if isinstance(n, yaml.MappingNode) else [])
+            total = 1
+            for child in children:
+                total += size(child)
+                if total > MAX_EXPANDED_NODES:
+                    break
+            sizes[id(n)] = total
+            return total
+
+        if node is not None and size(node) > MAX_EXPANDED_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"its aliases expand to more than {MAX_EXPANDED_NODES} values (an alias bomb?)",
+                node.start_mark)
+        return node
+
+
+def safe_load(text: str) -> Any:
+    """yaml.safe_load with a bound on alias expansion."""
+    return yaml.load(text, Loader=_BoundedLoader)
 
 
 class ConfigError(ValueError):
@@ -35,8 +77,9 @@ def validate_config(raw: dict[str, Any], source: str = "<config>") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        problems = [_describe(e, raw) for e in err.errors()]
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+        problems = [_describe(e, raw) for e in err.errors()[:10]]
+        more = f"; and {err.error_count() - 10} more" if err.error_count() > 10 else ""
+        raise ConfigError(f"{source}: " + "; ".join(problems)[:2000] + more) from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -45,9 +88,9 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override '{item}' is not of the form section.key=value")
     try:
-        value = yaml.safe_load(text) if text != "" else ""
+        value = safe_load(text) if text != "" else ""
     except yaml.YAMLError as err:
-        raise ConfigError(f"override '{item}': value is not valid YAML ({err.problem})") from None
+        raise ConfigError(f"override '{shorten(item)[1:-1]}': value is not valid YAML ({getattr(err, 'problem', err)})") from None
     if isinstance(value, str) and _FLOAT.fullmatch(value):
         value = float(value)  # YAML 1.1 reads '1e-5' (no dot) as a string
     return key, value
@@ -62,7 +105,7 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
             child = node[part] = {}
         if not isinstance(child, dict):
             prefix = ".".join(parts[: i + 1])
-            raise ConfigError(f"override '{key}': '{prefix}' is a value ({child!r}), not a section")
+            raise ConfigError(f"override '{key}': '{prefix}' is a value ({shorten(child)}), not a section")
         node = child
     node[parts[-1]] = value
 
@@ -73,7 +116,14 @@ def _read_yaml_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if path.resolve() in seen:
         raise ConfigError(f"config 'base' chain loops back to {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} at offset "
+                          f"{err.start}); save the config as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    try:
+        data = safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -101,7 +151,7 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
     loc = [str(p) for p in error["loc"]]
-    key = ".".join(loc)
+    key = shorten(".".join(loc))[1:-1]
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
         hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
@@ -110,7 +160,7 @@ def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
         return f"missing required key '{key}'"
     where = f"'{key}'" if key else "config"
     value = error.get("input")
-    shown = f"={value!r}" if key and not isinstance(value, dict) else ""
+    shown = f"={shorten(value)}" if key and not isinstance(value, dict) else ""
     return f"{where}{shown}: {error['msg']}"
 
 

@@ -254,6 +254,10 @@ class JudgesConfig(Section):
     faithfulness: JudgeConfig | None = Field(None, description="Override for the faithfulness judge (pointwise by nature).")
     defender: JudgeConfig | None = Field(None, description="Override for the defender judge (scores answers against x).")
     attacker: JudgeConfig | None = Field(None, description="Override for the attacker judge (scores answers against s).")
+    check_at_start: bool = Field(True, description="One one-token call to each endpoint judge before training; a failure stops the run.")
+    stop_after_failing_steps: int = Field(
+        3, ge=0, description="Stop the run after this many consecutive steps in which every judge call failed (0: never)."
+    )
 
     def for_role(self, role: Literal["faithfulness", "defender", "attacker"]) -> JudgeConfig:
         return getattr(self, role) or self.default
@@ -277,6 +281,10 @@ class DataConfig(Section):
         "warm start). Hyperparameter sweeps validate on it (train.validate_on=tune), so that the figures reported on "
         "the held-out seeds were not tuned on.",
     )
+    max_seed_chars: int = Field(
+        8000, gt=0, description="Prompt budget of a seed, in characters: a longer seed is an error when the data loads."
+    )
+    truncate_long_seeds: bool = Field(False, description="Cut seeds over max_seed_chars to the budget instead of failing.")
 
 
 class LoggingConfig(Section):

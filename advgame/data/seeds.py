@@ -22,16 +22,17 @@ Row schema (column names are case-insensitive; other columns are ignored):
   is skipped, so one file may hold both classes; a row with no class is taken to be of the requested one.
   An unknown class value is an error.
 
-Prompts are stripped; empty ones are dropped and exact duplicates keep their first occurrence (both are
-counted in a log message). Every problem with the input raises `SeedDataError` (a ValueError) that names
-the file and what was wrong.
+Prompts are stripped; empty ones are dropped and exact duplicates keep their first occurrence; a log line
+reports rows read vs prompts kept (a warning when any row was dropped). CSV/TSV files are read strictly
+(`strict_csv`): a stray quote, a row with the wrong number of fields, or a line-spanning field far longer
+than the rest is an error naming the line, never silently lost rows. Every problem with the input raises
+`SeedDataError` (a ValueError) that names the file and what was wrong. `check_lengths` enforces the run's
+prompt budget (data.max_seed_chars) when the data loads.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+from advgame.data.strict_csv import TableError, read_table
 
 log = logging.getLogger(__name__)
 
@@ -155,17 +158,13 @@ def _parse_jsonl(text: str, origin: str) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _parse_table(text: str, origin: str, suffix: str) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) for every data row of a CSV (comma) or TSV (tab) file with a header."""
-    csv.field_size_limit(2**31 - 1)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+    """(line number, row) for every data row of a CSV (comma) or TSV (tab) file with a header, read strictly."""
     try:
-        rows = [(reader.line_num, row) for row in reader]
-    except csv.Error as err:
-        raise SeedDataError(
-            f"{origin}: malformed {suffix[1:].upper()} on line {reader.line_num}: {err}"
-        ) from err
+        header, rows = read_table(text, delimiter="\t" if suffix == ".tsv" else ",")
+    except TableError as err:
+        raise SeedDataError(f"{origin}: {err}") from None
     if not rows:
-        raise SeedDataError(f"{origin}: no data rows below the header {reader.fieldnames}")
+        raise SeedDataError(f"{origin}: no data rows below the header {header}")
     return rows
 
 
@@ -253,8 +252,10 @@ def _to_seeds(rows: list[tuple[int, dict[str, Any]]], category: str, origin: str
             seen.add(text)
             ident = str(row["id"]) if row.get("id") not in (None, "") else f"{lineno}"
             seeds.append(SeedPrompt(text=text, category=category, source=origin, id=ident))
-    if empty or duplicates:
-        log.info("%s: dropped %d empty and %d duplicate %s prompt(s)", origin, empty, duplicates, category)
+    other = len(rows) - counts[category]
+    report = (f"{origin}: {len(rows)} rows read, {len(seeds)} {category} prompts kept; dropped {empty} empty and "
+              f"{duplicates} duplicate {category} prompt(s); {other} row(s) of the other class")
+    log.log(logging.WARNING if empty or duplicates else logging.INFO, report)
     if not seeds:
         found = ", ".join(f"{counts[c]} {c}" for c in CATEGORIES) + (
             f", {empty} {category} empty" if empty else ""
@@ -276,6 +277,26 @@ def _row_category(row: dict[str, Any], where: str) -> str | None:
             return LABELS[name]
         raise SeedDataError(f"{where}: {key}={value!r} is not a known class (harmful/benign, unsafe/safe)")
     return None
+
+
+def check_lengths(seeds: list[SeedPrompt], max_chars: int, truncate: bool = False) -> list[SeedPrompt]:
+    """Seeds within the prompt budget of `max_chars` characters: a longer one is an error naming it (found when
+    the data loads, not as an out-of-memory error mid-run), or with `truncate` is cut to the budget (logged)."""
+    out, cut = [], 0
+    for s in seeds:
+        if len(s.text) <= max_chars:
+            out.append(s)
+        elif truncate:
+            out.append(SeedPrompt(text=s.text[:max_chars], category=s.category, source=s.source, id=s.id))
+            cut += 1
+        else:
+            raise SeedDataError(
+                f"{s.source}: seed {s.id} is {len(s.text)} characters, over data.max_seed_chars={max_chars}; "
+                "shorten it, raise the budget, or set data.truncate_long_seeds=true"
+            )
+    if cut:
+        log.warning("%s: %d seed(s) truncated to data.max_seed_chars=%d", seeds[0].source, cut, max_chars)
+    return out
 
 
 # ---------------------------------------------------------------------------------- splits, streams

@@ -19,6 +19,16 @@ EXIT_USAGE = 1
 EXIT_UNAVAILABLE = 3
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     out = {}
     for v in values or []:
@@ -43,24 +53,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's API key")
     p.add_argument("--benchmarks", required=True, help=f"comma-separated: {', '.join(BENCHMARKS)}")
     p.add_argument("--classifier", default="refusal-string", help=f"comma-separated: {', '.join(CLASSIFIERS)}")
-    p.add_argument("--limit", type=int, help="first N items of each benchmark")
+    p.add_argument("--limit", type=_positive, help="first N items of each benchmark (N >= 1)")
     p.add_argument("--data-file", action="append", metavar="NAME=PATH", help="local file for a benchmark (repeatable)")
     p.add_argument("--baseline-answers", action="append", metavar="NAME=PATH", help="baseline answers for win-rate benchmarks")
     p.add_argument("--output-dir", help="where answers, verdicts and results go (default eval_results/<model>)")
     d = p.add_argument_group("decoding (recorded in every result)")
-    d.add_argument("--max-new-tokens", type=int, help="generation cap (default 256; lm-eval tasks: the task's own)")
+    d.add_argument("--max-new-tokens", type=_positive, help="generation cap (default 256; lm-eval tasks: the task's own)")
     d.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; resumes reproduce exactly)")
     d.add_argument("--top-p", type=float, default=1.0)
-    d.add_argument("--batch-size", type=int, default=8)
+    d.add_argument("--batch-size", type=_positive, default=8)
     p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
-    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for the 95%% CI")
+    p.add_argument("--resamples", type=_positive, default=2000, help="bootstrap resamples for the 95%% CI")
     p.add_argument("--device", default="auto")
     j = p.add_argument_group("LLM judge (llm-judge classifier, win-rate benchmarks)")
     j.add_argument("--judge-model", help="in-process judge model (path/alias/hub id)")
     j.add_argument("--judge-endpoint", help="OpenAI-compatible base URL of the judge")
     j.add_argument("--judge-endpoint-model", help="model name at --judge-endpoint")
     j.add_argument("--judge-api-key-env", default="OPENAI_API_KEY")
-    j.add_argument("--judge-max-new-tokens", type=int, default=512)
+    j.add_argument("--judge-max-new-tokens", type=_positive, default=512)
     p.add_argument("--guard-path", help="local weights dir for a guard classifier (harmbench-cls, wildguard, llama-guard-3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -91,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     from advgame.config.schema import SamplingConfig
     from advgame.eval.benchmarks import BENCHMARKS, ChecksumMismatch, DataUnavailable
-    from advgame.eval.benchmarks.files import DataFileError
+    from advgame.eval.benchmarks.files import ROWS_READ, DataFileError
     from advgame.eval.classifiers import CLASSIFIERS, GuardUnavailable, build_classifier
     from advgame.eval.generation import StopAfter
     from advgame.eval.results import rich_table, slug
@@ -115,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         data_files = _pairs(args.data_file, "--data-file")
         baselines = _pairs(args.baseline_answers, "--baseline-answers")
         sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p,
-                                  max_new_tokens=args.max_new_tokens or 256, batch_size=args.batch_size)
+                                  max_new_tokens=256 if args.max_new_tokens is None else args.max_new_tokens,
+                                  batch_size=args.batch_size)
     except ValidationError as err:
         e = err.errors()[0]
         return _fail(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}")
@@ -123,16 +134,27 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(err).splitlines()[0])
     display = args.model or f"endpoint:{args.endpoint_model}@{args.endpoint}"
     out_dir = Path(args.output_dir or Path("eval_results") / slug(display))
+    from advgame.paths import writable_dir_problem
+
+    if problem := writable_dir_problem(out_dir):
+        return _fail(f"--output-dir: {problem}")
     spec = EvalSpec(benchmarks, out_dir, sampling, args.limit, data_files, baselines, args.seed, args.resamples,
                     show_progress=not args.no_progress, lm_eval_max_new_tokens=args.max_new_tokens)
     console = Console(stderr=True)
     try:
-        # data first: a missing or offline data file fails before any model loads
+        # data first: a missing or offline data file fails before any model loads; one benchmark's missing
+        # data is reported and the others still run (all missing: nothing to run)
+        failed: dict[str, str] = {}
         for name in benchmarks:
-            if BENCHMARKS[name].kind != "lm-eval":
-                BENCHMARKS[name].load(data_files.get(name), args.limit, data_files)
-            else:
-                require("lm_eval")
+            try:
+                _check_data(name, BENCHMARKS, data_files, args.limit, console, ROWS_READ, require)
+            except (DataUnavailable, DataFileError, ChecksumMismatch, MissingExtraError) as err:
+                failed[name] = str(err).splitlines()[0]
+        if len(failed) == len(benchmarks):
+            for name, why in failed.items():
+                _fail(why if len(benchmarks) == 1 or why.startswith(name) else f"{name}: {why}")
+            return EXIT_UNAVAILABLE
+        spec.benchmarks = [b for b in benchmarks if b not in failed]
         if args.endpoint:
             from advgame.eval.target import endpoint_target
 
@@ -167,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
                               temperature=0.0, max_new_tokens=args.judge_max_new_tokens)
             return build_judge(cfg, judge_backend, seed=args.seed)
 
-        results = run_eval(spec, target, classifiers, judge_factory=judge_factory)
+        results = run_eval(spec, target, classifiers, judge_factory=judge_factory, failures=failed)
     except (DataUnavailable, DataFileError, ChecksumMismatch, ModelNotFoundError, GuardUnavailable) as err:
         return _fail(str(err).splitlines()[0], EXIT_UNAVAILABLE)
     except MissingExtraError as err:
@@ -177,6 +199,23 @@ def run(args: argparse.Namespace) -> int:
     table_console = Console()
     if not table_console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         table_console = Console(width=180)
-    table_console.print(rich_table(results))
-    console.print(f"results: {out_dir}/ (summary.md, one JSON per benchmark and classifier)")
+    if results:
+        table_console.print(rich_table(results))
+        console.print(f"results: {out_dir}/ (summary.md, one JSON per benchmark and classifier)")
+    for name, why in failed.items():
+        _fail(f"benchmark {name} failed and has no result: {why}")
+    if failed:
+        return EXIT_UNAVAILABLE if len(failed) == len(benchmarks) or not results else EXIT_USAGE
     return 0
+
+
+def _check_data(name, benchmarks, data_files, limit, console, rows_read, require) -> None:
+    """Load one benchmark's data (or check its extra) and say how many items it has from how many rows."""
+    if benchmarks[name].kind == "lm-eval":
+        require("lm_eval")
+        return
+    rows_read.clear()
+    items, source = benchmarks[name].load(data_files.get(name), None, data_files)
+    read = sum(rows_read.values()) if rows_read else None
+    console.print(f"{name}: {len(items)} items" + (f" from {read} rows read" if read is not None else "")
+                  + f" ({source['id']})" + (f", first {limit} used" if limit else ""), markup=False, highlight=False)

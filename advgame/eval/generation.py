@@ -42,6 +42,12 @@ def answer_items(
     show_progress: bool = True,
 ) -> dict[str, dict]:
     """item id -> {"response", "truncated", "error"}; generates only what the cache lacks."""
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise ValueError(f"{label or 'benchmark'}: item id {item.id!r} appears twice in its data; ids must be "
+                             "unique (remove the duplicate row)")
+        seen.add(item.id)
     todo = [i for i in items if cache.get(i.id) is None]
     results: dict[str, dict] = {i.id: cache.get(i.id) for i in items if cache.get(i.id) is not None}
     done_new = 0

@@ -119,23 +119,39 @@ def run_eval(
     *,
     judge_factory: Callable[[], object] | None = None,
     stop_after: int | None = None,
+    failures: dict[str, str] | None = None,
 ) -> list[dict]:
-    """Every benchmark of `spec`; returns the result dicts (also written under spec.output_dir)."""
+    """Every benchmark of `spec`; returns the result dicts (also written under spec.output_dir).
+
+    With a `failures` dict, a benchmark that fails (its data, its judge, a duplicate id ...) is recorded there
+    as name -> one-line reason and the others still run; without one, the first failure is raised."""
+    from advgame.eval.generation import StopAfter
+
     results: list[dict] = []
     for name in spec.benchmarks:
         benchmark = get_benchmark(name)
-        if benchmark.kind == "generate":
-            results += evaluate_generated(spec, target, benchmark, classifiers, stop_after)
-        elif benchmark.kind == "win-rate":
-            from advgame.eval.winrate import evaluate_win_rate
-
-            if judge_factory is None:
-                raise ValueError(f"{name} needs an LLM judge: pass --judge-model or --judge-endpoint")
-            results.append(evaluate_win_rate(spec, target, benchmark, judge_factory(), stop_after))
-        else:
-            from advgame.eval.lm_eval import evaluate_lm_eval
-
-            results.append(evaluate_lm_eval(spec, target, benchmark))
+        try:
+            results += _run_one(spec, target, benchmark, classifiers, judge_factory, stop_after)
+        except StopAfter:
+            raise
+        except Exception as err:
+            if failures is None:
+                raise
+            failures[name] = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
     if results:
         (spec.output_dir / "summary.md").write_text(markdown_table(results), encoding="utf-8")
     return results
+
+
+def _run_one(spec, target, benchmark, classifiers, judge_factory, stop_after) -> list[dict]:
+    if benchmark.kind == "generate":
+        return evaluate_generated(spec, target, benchmark, classifiers, stop_after)
+    if benchmark.kind == "win-rate":
+        from advgame.eval.winrate import evaluate_win_rate
+
+        if judge_factory is None:
+            raise ValueError(f"{benchmark.name} needs an LLM judge: pass --judge-model or --judge-endpoint")
+        return [evaluate_win_rate(spec, target, benchmark, judge_factory(), stop_after)]
+    from advgame.eval.lm_eval import evaluate_lm_eval
+
+    return [evaluate_lm_eval(spec, target, benchmark)]

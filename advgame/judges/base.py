@@ -19,8 +19,10 @@ Rubrics (what a score of 10 means):
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -65,6 +67,11 @@ class JudgeStats:
     failures: Counter = field(default_factory=Counter)
 
     def record(self, failure: str | None = None) -> None:
+        self._add(failure)
+        for sink in getattr(_SINKS, "stack", ()):  # per-role views counting this thread's calls
+            sink._add(failure)
+
+    def _add(self, failure: str | None) -> None:
         self.calls += 1
         if failure is not None:
             self.failures[failure] += 1
@@ -81,6 +88,48 @@ class JudgeStats:
 
     def as_dict(self) -> dict[str, int]:
         return {"calls": self.calls, "failures": self.num_failures, **{f"failed_{k}": v for k, v in self.failures.items()}}
+
+
+_SINKS = threading.local()
+
+
+@contextmanager
+def counting_into(stats: JudgeStats) -> Iterator[None]:
+    """Every `JudgeStats.record` made by this thread inside the block is also counted in `stats`."""
+    stack = _SINKS.__dict__.setdefault("stack", [])
+    stack.append(stats)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+class RoleView:
+    """One role's view of a judge that several roles may share: the same judgments, its own `stats` (each
+    role's calls and failures, not the shared object's combined total). Other attributes (name, backend,
+    rng_state, ...) are the judge's."""
+
+    def __init__(self, judge: Judge, role: str):
+        self.judge, self.role = judge, role
+        self.stats = JudgeStats()
+
+    def __repr__(self) -> str:
+        return f"RoleView({self.role}, {self.judge!r})"
+
+    def __getattr__(self, name: str):
+        return getattr(self.judge, name)
+
+    def faithful(self, items: Sequence[FaithItem]) -> list[bool | None]:
+        with counting_into(self.stats):
+            return self.judge.faithful(items)
+
+    def score_pairs(self, items: Sequence[PairItem]) -> list[tuple[float, float] | None]:
+        with counting_into(self.stats):
+            return self.judge.score_pairs(items)
+
+    def score_points(self, items: Sequence[PointItem]) -> list[float | None]:
+        with counting_into(self.stats):
+            return self.judge.score_points(items)
 
 
 @runtime_checkable

@@ -7,8 +7,8 @@ Rules shared by all three parsers:
   * In the verdict part each expected tag must appear exactly once, opening and closing; a missing or
     repeated tag is a failure. Tag names are case-insensitive and may carry inner spaces (`< score_A >`).
   * Scores: an integer or a number with one decimal, optionally signed, optionally followed by `/10`,
-    whitespace allowed around it; anything else (words, `nan`, `7.25`, `7-8`) is a failure. Values are
-    clipped to [0, 10].
+    whitespace allowed around it; anything else (words, `nan`, `7.25`, `7-8`) is a failure, and so is a value
+    outside [0, 10] (`15`, `-2`, `999`): a judge that leaves the scale is not followed, never clipped.
   * Verdicts: `True` or `False`, any case, whitespace allowed.
 """
 
@@ -51,7 +51,8 @@ def _score(part: str, tag: str) -> float | None:
     match = _NUMBER.fullmatch(content)
     if match is None:
         return None
-    return min(10.0, max(0.0, float(match.group(1))))
+    value = float(match.group(1))
+    return value if 0.0 <= value <= 10.0 else None
 
 
 def parse_pair_scores(text: str | None) -> tuple[float, float] | None:

@@ -19,6 +19,22 @@ SUMMARY = "run the trained Attacker, PAIR, TAP and GCG against a target"
 EXIT_ERROR = 1
 
 
+def _at_least(low: float, kind=int):
+    """An argparse type: a number of `kind` that is at least `low` (budgets of 0 or -1 are errors, not no-ops)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not value >= low or value == float("inf"):  # NaN fails the first test
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
+        return value
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `redteam` subcommand to the `advgame` parser."""
     p = sub.add_parser("redteam", help=SUMMARY, description=SUMMARY[0].upper() + SUMMARY[1:] + ".",
@@ -29,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--target-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     t.add_argument("--target-model", help="model name at --target-url")
     t.add_argument("--target-api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's key")
-    t.add_argument("--target-concurrency", type=int, default=4, help="requests in flight to an endpoint")
-    t.add_argument("--target-retries", type=int, default=3, help="retries of a failed endpoint request")
-    t.add_argument("--max-new-tokens", type=int, default=128, help="target reply cap")
+    t.add_argument("--target-concurrency", type=POSITIVE, default=4, help="requests in flight to an endpoint")
+    t.add_argument("--target-retries", type=NON_NEGATIVE, default=3, help="retries of a failed endpoint request")
+    t.add_argument("--max-new-tokens", type=POSITIVE, default=128, help="target reply cap")
     t.add_argument("--temperature", type=float, default=0.0, help="target temperature (0 = greedy)")
     a = p.add_argument_group("attacks and behaviours")
     a.add_argument("--attacks", default="advgame,pair,tap,gcg", help="comma-separated: advgame, pair, tap, gcg")
@@ -40,10 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--harmbench-split", default="test", choices=["test", "val"])
     a.add_argument("--functional-category", default="standard", choices=["standard", "contextual", "copyright", "all"],
                    help="HarmBench FunctionalCategory to keep (ignored with --behaviors-file, which keeps every row)")
-    a.add_argument("--limit", type=int, help="first N behaviours only")
+    a.add_argument("--limit", type=POSITIVE, help="first N behaviours only")
     a.add_argument("--classifier", default="refusal-string", help="success classifier (eval registry name)")
-    a.add_argument("--max-queries", type=int, default=20, help="target queries per attack and behaviour")
-    a.add_argument("--max-seconds", type=float, default=300.0, help="seconds per attack and behaviour")
+    a.add_argument("--max-queries", type=POSITIVE, default=20, help="target queries per attack and behaviour")
+    a.add_argument("--max-seconds", type=_at_least(1e-9, float), default=300.0, help="seconds per attack and behaviour")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", help="output dir; None means runs/redteam/<target>. Rerun into it to resume")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -52,30 +68,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--attacker-url", help="attacker at an OpenAI-compatible endpoint instead")
     m.add_argument("--attacker-model", help="model name at --attacker-url")
     m.add_argument("--attacker-api-key-env", default="OPENAI_API_KEY")
-    m.add_argument("--attacker-max-new-tokens", type=int, default=256)
+    m.add_argument("--attacker-max-new-tokens", type=POSITIVE, default=256)
     m.add_argument("--attacker-temperature", type=float, default=1.0)
     m.add_argument("--attacker-format", default="nothink", choices=["think", "nothink", "plain"],
                    help="PAIR/TAP attacker answer layout")
     m.add_argument("--advgame-format", default="nothink", choices=["think", "nothink", "plain"],
                    help="the trained Attacker's format (as in its training config: game.attacker_format)")
-    m.add_argument("--samples", type=int, default=4, help="advgame: rewrites per behaviour")
+    m.add_argument("--samples", type=POSITIVE, default=4, help="advgame: rewrites per behaviour")
     m.add_argument("--judge-model", help="1-10 scorer: a local model, or the model name at --judge-url "
                                          "(default: the offline heuristic scorer)")
     m.add_argument("--judge-url", help="scorer at an OpenAI-compatible endpoint")
     m.add_argument("--judge-api-key-env", default="OPENAI_API_KEY")
-    m.add_argument("--judge-max-new-tokens", type=int, default=256)
+    m.add_argument("--judge-max-new-tokens", type=POSITIVE, default=256)
     m.add_argument("--stop-score", type=float, default=10.0, help="PAIR/TAP stop when a rating reaches this")
     s = p.add_argument_group("attack sizes")
-    s.add_argument("--pair-streams", type=int, default=3)
-    s.add_argument("--pair-iterations", type=int, default=3)
-    s.add_argument("--tap-branching", type=int, default=2)
-    s.add_argument("--tap-width", type=int, default=2)
-    s.add_argument("--tap-depth", type=int, default=2)
-    s.add_argument("--tap-roots", type=int, default=1)
-    s.add_argument("--gcg-steps", type=int, default=20)
-    s.add_argument("--gcg-search-width", type=int, default=64)
-    s.add_argument("--gcg-topk", type=int, default=64)
-    s.add_argument("--gcg-suffix-len", type=int, default=20)
+    s.add_argument("--pair-streams", type=POSITIVE, default=3)
+    s.add_argument("--pair-iterations", type=POSITIVE, default=3)
+    s.add_argument("--tap-branching", type=POSITIVE, default=2)
+    s.add_argument("--tap-width", type=POSITIVE, default=2)
+    s.add_argument("--tap-depth", type=POSITIVE, default=2)
+    s.add_argument("--tap-roots", type=POSITIVE, default=1)
+    s.add_argument("--gcg-steps", type=POSITIVE, default=20)
+    s.add_argument("--gcg-search-width", type=POSITIVE, default=64)
+    s.add_argument("--gcg-topk", type=POSITIVE, default=64)
+    s.add_argument("--gcg-suffix-len", type=POSITIVE, default=20)
     s.add_argument("--gcg-surrogate", help="local white-box model to optimise GCG on (needed for remote targets)")
     s.add_argument("--gcg-target-template", default="Sure, here is {behavior}",
                    help="GCG target string; {behavior} is the behaviour text")
@@ -113,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         behaviors = load_behaviors(args.behaviors, file=args.behaviors_file, split=args.harmbench_split,
                                    functional=args.functional_category, limit=args.limit)
         out = Path(args.out or Path("runs") / "redteam" / _slug(args.target or args.target_model or "endpoint"))
+        from advgame.paths import writable_dir_problem
+
+        if problem := writable_dir_problem(out):
+            raise ValueError(f"--out: {problem}")
         check_settings(out, _settings(args, names))
         sampling = SamplingConfig(temperature=args.temperature, top_p=1.0, max_new_tokens=args.max_new_tokens,
                                   batch_size=16)

@@ -60,8 +60,8 @@ def classify(classifier: Classifier, behavior: Behavior, cands: Sequence[Candida
         v = verdicts.get(i)
         if v is not None:
             verdict, success = {"refused": v.refused, "harmful": v.harmful, "error": v.error}, v.attack_success
-        elif c.error in ("attacker_parse", "budget", "no_reply"):  # the attack produced nothing to judge
-            verdict, success = {"refused": None, "harmful": None, "error": c.error}, False
+        elif c.error in ("attacker_parse", "budget", "no_reply"):  # never sent: nothing was attempted, undecided
+            verdict, success = {"refused": None, "harmful": None, "error": c.error}, None
         else:  # the target failed to answer (after retries): undecided, never scored
             verdict, success = {"refused": None, "harmful": None, "error": c.error or "no response"}, None
         records.append({
@@ -110,7 +110,7 @@ def run_redteam(
                 r["attack"] = attack.name
             if not records:
                 records = [{"attack": attack.name, "behavior_id": behavior.id, "behavior": behavior.text,
-                            "attempt": 0, "prompt": None, "response": None, "verdict": None, "success": False,
+                            "attempt": 0, "prompt": None, "response": None, "verdict": None, "success": None,
                             "queries": 0, "elapsed_s": round(time.monotonic() - t0, 3), "error": "no_attempt"}]
             log.append_unit(records)
             summarise()

@@ -40,7 +40,21 @@ def run(args: argparse.Namespace) -> int:
         return 1
     report = load_report(run_dir, [Path(r) for r in args.results])
     out = Path(args.output) if args.output else (run_dir / "report.html" if run_dir else Path("report.html"))
-    write_text_atomic(out, render(report))
+    for skipped in report.skipped:
+        print(f"advgame report: skipped {skipped}", file=sys.stderr)
+    try:
+        page = render(report)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        print(f"advgame report: cannot render the inputs ({type(err).__name__}: {str(err)[:200]}); check the result "
+              "files are ones written by `advgame eval` / `advgame redteam`", file=sys.stderr)
+        return 1
+    try:
+        write_text_atomic(out, page)
+    except OSError as err:
+        from advgame.paths import describe_os_error
+
+        print(f"advgame report: cannot write {out}: {describe_os_error(err)}", file=sys.stderr)
+        return 1
     print(f"wrote {out} ({len(report.evals)} eval result(s), {len(report.redteams)} redteam summary(ies)"
           + (f", {len(report.skipped)} input(s) skipped" if report.skipped else "") + ")")
     return 0

@@ -62,13 +62,43 @@ def load_report(run_dir: Path | None, results: list[Path]) -> Report:
             report.skipped.append(f"{path} (not a JSON file)")
             continue
         kind = data.get("kind") if isinstance(data, dict) else None
-        if kind == "eval":
+        problem = shape_problem(data) if kind in ("eval", "redteam") else None
+        if problem:
+            report.skipped.append(f"{path} ({kind} result of an unexpected shape: {problem})")
+        elif kind == "eval":
             report.evals.append(data)
         elif kind == "redteam":
             report.redteams.append(data)
         else:
             report.skipped.append(f"{path} (no known 'kind')")
     return report
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _ci_ok(ci) -> bool:
+    return ci is None or (isinstance(ci, list) and len(ci) == 2 and all(_is_num(v) for v in ci))
+
+
+def shape_problem(data: dict) -> str | None:
+    """Why a result dict cannot be drawn (a field of the wrong type), or None."""
+    rows = [data] if data.get("kind") == "eval" else data.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return "'rows' is not a list of objects"
+    numeric = ("value", "n", "n_undecided") if data.get("kind") == "eval" else (
+        "n", "successes", "n_undecided", "asr", "queries", "queries_per_success", "wall_s")
+    for r in rows:
+        for key in numeric:
+            if r.get(key) is not None and not _is_num(r[key]):
+                return f"'{key}' is {type(r[key]).__name__}, not a number"
+        if not _ci_ok(r.get("ci95")):
+            return "'ci95' is not a pair of numbers"
+        for key in ("model", "benchmark", "axis", "metric", "classifier", "attack"):
+            if isinstance(r.get(key), (dict, list)):
+                return f"'{key}' is {type(r[key]).__name__}, not text"
+    return None
 
 
 def series(metrics: list[dict], key: str) -> tuple[list[int], list[float]]:

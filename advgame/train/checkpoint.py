@@ -8,12 +8,18 @@ Layout of a run directory:
             attacker.safetensors    one file per tensor group (weights, EMA, optimiser state, RNG, ...)
             defender.safetensors
             state.json              everything else: step, data positions, schedulers, RNG meta, ...
-            manifest.json           format version, step, and the tensor groups the directory must hold
+            manifest.json           format version, step, the tensor groups the directory must hold, and
+                                    the sha256 of every other file (written as it is saved)
 
 A checkpoint is written into ``checkpoints/.tmp-step_N/``; every file is fsynced, then the directory is
 renamed into place and only then is ``latest`` replaced (temp file + ``os.replace``). A crash at any point
 leaves the previous checkpoint and ``latest`` untouched; leftover temp directories are removed by the
 next save. Older checkpoints beyond ``keep_last`` are deleted only after a successful write.
+
+Loading checks every file against the manifest's sha256 (flipped bytes in a tensor file would otherwise load
+as silently changed weights). `load_checkpoint(run_dir)` falls back from a damaged newest checkpoint to the
+newest intact older one, logging a warning that names the damaged file; with none intact it raises
+`CheckpointError` naming it. A checkpoint directory given directly is never replaced by another one.
 
 Torch state that is neither a flat tensor dict nor JSON (optimiser state dicts, RNG states) is split by
 `flatten_optimizer_state` / `rng_state` into a tensor dict and a JSON-able meta dict, and put back
@@ -22,6 +28,7 @@ together exactly by `unflatten_optimizer_state` / `set_rng_state`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -75,7 +82,7 @@ def save_checkpoint(
         state_text = json.dumps(state, indent=1)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint state for {final} is not JSON-serialisable: {err}") from err
-    manifest = {"format": FORMAT_VERSION, "step": step, "tensors": sorted(tensors)}
+    manifest = {"format": FORMAT_VERSION, "step": step, "tensors": sorted(tensors), "sha256": {}}
 
     root.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(root)
@@ -85,8 +92,9 @@ def save_checkpoint(
         for group, group_tensors in tensors.items():
             path = tmp / f"{group}.safetensors"
             save_file(_saveable(group_tensors, group), str(path), metadata={"format": "pt"})
-            _fsync_file(path)
+            manifest["sha256"][path.name] = _fsync_file(path)
         _write_text(tmp / "state.json", state_text)
+        manifest["sha256"]["state.json"] = hashlib.sha256(state_text.encode("utf-8")).hexdigest()
         _write_text(tmp / "manifest.json", json.dumps(manifest, indent=1))
         _fsync_dir(tmp)
         if final.exists():  # re-saving a step: keep the old copy until the new one is in place
@@ -164,9 +172,24 @@ def _write_text(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: Path) -> str:
+    """fsync `path`; returns its sha256 (read back from what was written)."""
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+        return _sha256(f)
+
+
+def _sha256(f) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 22), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def has_checkpoint(run_dir: Path | str) -> bool:
+    """Whether `run_dir` holds a complete checkpoint (a directory renamed into place; temp ones do not count)."""
+    root = Path(run_dir) / "checkpoints"
+    return bool(_step_dirs(root))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -218,8 +241,31 @@ def find_checkpoint(path: Path | str) -> Path:
 
 def load_checkpoint(path: Path | str) -> tuple[dict[str, dict[str, torch.Tensor]], dict, Path]:
     """(tensor groups on CPU, state, checkpoint dir) from a run directory (follows `latest`) or a
-    checkpoint directory. Raises `CheckpointError` naming the path if it is missing, incomplete or corrupt."""
+    checkpoint directory. Raises `CheckpointError` naming the path if it is missing, incomplete or corrupt.
+
+    From a run directory, a newest checkpoint that fails its checks is skipped for the newest intact older one
+    (a warning names the damaged file); the error names every damaged file when none is intact."""
     ckpt = find_checkpoint(path)
+    try:
+        return (*_load_dir(ckpt), ckpt)
+    except CheckpointError as first:
+        if ckpt == Path(path) or not _STEP_DIR.match(ckpt.name):
+            raise  # a checkpoint directory named explicitly: never substitute another one
+        problems = [str(first)]
+        older = sorted((p for p in _step_dirs(ckpt.parent) if p != ckpt),
+                       key=lambda p: int(_STEP_DIR.match(p.name)[1]), reverse=True)
+        for candidate in older:
+            try:
+                tensors, state = _load_dir(candidate)
+            except CheckpointError as err:
+                problems.append(str(err))
+                continue
+            log.warning("%s; falling back to the previous intact checkpoint %s", first, candidate)
+            return tensors, state, candidate
+        raise CheckpointError("; ".join(problems) + ("" if older else " (and no older checkpoint to fall back to)"))
+
+
+def _load_dir(ckpt: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
     manifest = _read_json(ckpt / "manifest.json", ckpt)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("tensors"), list):
         raise CheckpointError(f"checkpoint {ckpt} is corrupt: manifest.json has no 'tensors' list")
@@ -227,17 +273,30 @@ def load_checkpoint(path: Path | str) -> tuple[dict[str, dict[str, torch.Tensor]
         raise CheckpointError(
             f"checkpoint {ckpt} has format {manifest['format']}; this advgame reads up to {FORMAT_VERSION}"
         )
-    state = _read_json(ckpt / "state.json", ckpt)
-    tensors = {}
-    for group in manifest["tensors"]:
-        file = ckpt / f"{group}.safetensors"
+    sums = manifest.get("sha256") or {}
+    if not isinstance(sums, dict):
+        raise CheckpointError(f"checkpoint {ckpt} is corrupt: manifest.json 'sha256' is not a mapping")
+    files = [ckpt / f"{group}.safetensors" for group in manifest["tensors"]]
+    for file in [ckpt / "state.json"] + files:
         if not file.is_file():
             raise CheckpointError(f"checkpoint {ckpt} is incomplete: {file.name} is missing")
+        expected = sums.get(file.name)
+        if expected is not None:
+            with open(file, "rb") as f:
+                actual = _sha256(f)
+            if actual != expected:
+                raise CheckpointError(
+                    f"checkpoint {ckpt} is corrupt: {file} does not match its recorded sha256 "
+                    f"({actual[:12]}... instead of {str(expected)[:12]}...)"
+                )
+    state = _read_json(ckpt / "state.json", ckpt)
+    tensors = {}
+    for group, file in zip(manifest["tensors"], files, strict=True):
         try:
             tensors[group] = load_file(str(file), device="cpu")
         except Exception as err:  # safetensors raises its own error types
             raise CheckpointError(f"checkpoint {ckpt} is corrupt: cannot read {file.name} ({err})") from err
-    return tensors, state, ckpt
+    return tensors, state
 
 
 def _read_json(file: Path, ckpt: Path) -> Any:

@@ -15,22 +15,32 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 130
 def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = False) -> int:
     from advgame.data.seeds import SeedDataError
     from advgame.models.gguf import ModelNotFoundError
-    from advgame.train.checkpoint import CheckpointError
+    from advgame.train.checkpoint import CheckpointError, has_checkpoint
+    from advgame.train.judge_health import JudgeUnavailable
     from advgame.train.trainer import run_dir_for, train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     target = Path(run_dir) if run_dir else run_dir_for(cfg)
-    if not resume and (target / "checkpoints").is_dir():
+    if not resume and has_checkpoint(target):
         print(
             f"advgame train: {target} already holds a run; continue it with --resume {target}, "
             "or choose another name= / --run-dir",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    if resume and not has_checkpoint(target):
+        print(f"advgame train: {target} holds no complete checkpoint (killed before the first one was written): "
+              "starting it from step 0", file=sys.stderr)
     try:
         out = train(cfg, target, resume=resume)
-    except (ModelNotFoundError, SeedDataError, CheckpointError, ValueError) as err:
+    except (ModelNotFoundError, SeedDataError, CheckpointError, JudgeUnavailable, ValueError) as err:
         print(f"advgame train: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:  # disk full, a directory that became unwritable: the last checkpoint is intact
+        from advgame.paths import describe_os_error
+
+        print(f"advgame train: cannot write the run's files: {describe_os_error(err)}; the last complete checkpoint "
+              f"is intact: free space or fix {target}, then continue with --resume {target}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"\nadvgame train: interrupted; continue with: advgame train --resume {target}", file=sys.stderr)

@@ -12,10 +12,11 @@ from advgame import distributed
 from advgame.backends.hf import HFBackend
 from advgame.backends.weight_sync import EngineSync, build_engine
 from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
-from advgame.data.seeds import SeedPrompt, SeedStream, load_seeds, split_heldout
+from advgame.data.seeds import SeedPrompt, SeedStream, check_lengths, load_seeds, split_heldout
 from advgame.ema import ParamBank
 from advgame.game.scoring import RoleJudge
 from advgame.game.step import Game, GameJudges
+from advgame.judges.base import RoleView
 from advgame.judges.factory import build_judge
 from advgame.models.loading import load_model, peft_lora_config
 from advgame.models.sharding import shard_model
@@ -84,9 +85,10 @@ def build_judges(cfg: RunConfig, attacker: Player, defender: Player, overrides: 
             cache[key] = build_judge(jcfg, _judge_backend(jcfg, attacker, defender), seed=cfg.seed)
         return cache[key]
 
-    faith = make("faithfulness")
-    defender_judge = RoleJudge(make("defender"), cfg.judges.for_role("defender").mode)
-    attacker_judge = RoleJudge(make("attacker"), cfg.judges.for_role("attacker").mode) if cfg.game.train_attacker else None
+    faith = RoleView(make("faithfulness"), "faithfulness")  # per-role counters, even for a shared judge
+    defender_judge = RoleJudge(RoleView(make("defender"), "defender"), cfg.judges.for_role("defender").mode)
+    attacker_judge = (RoleJudge(RoleView(make("attacker"), "attacker"), cfg.judges.for_role("attacker").mode)
+                      if cfg.game.train_attacker else None)
     return GameJudges(faithfulness=faith, defender=defender_judge, attacker=attacker_judge)
 
 
@@ -112,12 +114,13 @@ def build_data(cfg: RunConfig) -> SeedData:
     `data.tune`, a tuning set is held out too (of what remains), and `train.validate_on` picks which one
     validation answers."""
     train, valid = {}, {}
+    budget = {"max_chars": cfg.data.max_seed_chars, "truncate": cfg.data.truncate_long_seeds}
     for category in ("harmful", "benign"):
-        seeds = load_seeds(getattr(cfg.data, category), category)
+        seeds = check_lengths(load_seeds(getattr(cfg.data, category), category), **budget)
         valid_spec = getattr(cfg.data, f"valid_{category}")
         heldout: list[SeedPrompt] = []
         if valid_spec:
-            heldout = load_seeds(valid_spec, category)
+            heldout = check_lengths(load_seeds(valid_spec, category), **budget)
         elif cfg.data.heldout:
             seeds, heldout = _hold_out(seeds, cfg.data.heldout, cfg.data.seed, category, "data.heldout")
         tune: list[SeedPrompt] = []

@@ -32,12 +32,14 @@ from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, is_refusal
 from advgame.models.sharding import full, load_whole_, save_pretrained, shard_like
 from advgame.train.checkpoint import (
     flatten_optimizer_state,
+    has_checkpoint,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
     unflatten_optimizer_state,
 )
+from advgame.train.judge_health import FailureStreak, check_judges
 from advgame.train.metrics import MetricsLogger, RolloutLog
 from advgame.train.progress import TrainProgress
 from advgame.train.setup import SeedData, build_data, build_game
@@ -75,6 +77,15 @@ def train(
     game = build_game(cfg, judge_overrides, backend_overrides)
     for player in game.players():
         distributed.broadcast_player(player)
+    if cfg.judges.check_at_start:
+        check_judges(game)
+    if (run_dir / "checkpoints").is_dir() and not has_checkpoint(run_dir):
+        # killed before its first checkpoint was complete: nothing to continue, so start over (its logs go)
+        log.warning("%s holds no complete checkpoint yet: starting the run from step 0", run_dir)
+        resume = False
+        if rank.is_main:
+            for name in ("metrics.jsonl", "rollouts.jsonl"):
+                (run_dir / name).unlink(missing_ok=True)
     if resume:
         start = restore(run_dir, game, data)
     elif rank.is_main:
@@ -108,6 +119,7 @@ def train(
         return metrics
 
     end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
+    streak = FailureStreak(game, cfg.judges.stop_after_failing_steps)
     with TrainProgress(cfg.train.steps, start, enabled=cfg.logging.progress and rank.is_main) as progress:
         if start == 0:
             progress.validation(validation(0))
@@ -117,6 +129,7 @@ def train(
             metrics, trees = game_step(game, batches, step)
             metrics["time/step"] = time.perf_counter() - t0
             done = step + 1
+            streak.after_step(done)  # every judge call failing step after step stops the run
             if done % cfg.logging.every_n_steps == 0 or done == cfg.train.steps:
                 failures = judge_failure_metrics(game)  # a collective: every process takes part
                 if logger:

