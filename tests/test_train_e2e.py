@@ -200,7 +200,8 @@ def _cli(*args, **kw):
 def test_cli_train_killed_then_resumed(tmp_path):
     harmful, benign = seed_files(tmp_path)
     base = [str(ROOT / "configs" / "cpu_demo.yaml"), "attacker.path=tiny-llama", "defender.path=tiny-llama",
-            f"data.harmful={harmful}", f"data.benign={benign}", "data.heldout=2", "train.validation_size=2",
+            f"data.harmful={harmful}", f"data.benign={benign}", "data.heldout=2", "data.tune=0", "train.validation_size=2",
+            "warm_start.enabled=false",
             "attacker_sampling.max_new_tokens=6", "defender_sampling.max_new_tokens=6", "logging.progress=false",
             "checkpoint.every_n_steps=1", "train.steps=6", "train.validate_every_n_steps=100"]
     run_dir = tmp_path / "cli-run"
