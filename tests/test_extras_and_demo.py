@@ -34,4 +34,4 @@ def test_demo_trains_and_prints_the_before_after_table(tmp_path, capsys):
     assert demo.main(overrides) == 0
     out = capsys.readouterr().out
     assert "harmful refusal-or-deflection rate (n=3)" in out and "benign compliance rate (n=3)" in out
-    assert "classifier: advgame-heuristic-refusal-v1" in out
+    assert "classifier: refusal-string@3" in out  # the same matcher as advgame eval and redteam (issue 17)

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from advgame.eval.benchmarks.files import DataFileError
     from advgame.eval.classifiers import CLASSIFIERS, GuardUnavailable, build_classifier
     from advgame.eval.generation import StopAfter
-    from advgame.eval.results import rich_table, slug
+    from advgame.eval.results import rich_disagreement_table, rich_table, slug
     from advgame.eval.runner import EvalSpec, run_eval
     from advgame.extras import MissingExtraError, require
     from advgame.models.gguf import ModelNotFoundError
@@ -178,5 +178,8 @@ def run(args: argparse.Namespace) -> int:
     if not table_console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         table_console = Console(width=180)
     table_console.print(rich_table(results))
+    disagreement = rich_disagreement_table(results)
+    if disagreement is not None:
+        table_console.print(disagreement)
     console.print(f"results: {out_dir}/ (summary.md, one JSON per benchmark and classifier)")
     return 0

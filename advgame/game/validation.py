@@ -4,8 +4,10 @@
     benign/compliance_rate  share of answers to benign seeds that do not refuse        (higher is more helpful)
     */judge_score           the Defender judge's mean score (deflection / compliance rubric, query = seed)
 
-The refusal-or-deflection classifier is named in the metrics (`classifier`), so every number says what
-produced it. Validation uses the Defender's current (trained) weights, not its EMA.
+The refusal-or-deflection classifier (the trainer passes `advgame.judges.refusal.is_refusal`, the same
+matcher as `advgame eval`'s `refusal-string`) is named in the metrics (`classifier`), so every number says
+what produced it. It is called as `is_refusal(answer, seed)`. Validation uses the Defender's current
+(trained) weights, not its EMA.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from advgame.data.seeds import SeedPrompt
 from advgame.game.scoring import DEFENDER_RUBRIC, Group, RoleJudge, score_groups
 from advgame.player import Player
 
-RefusalClassifier = Callable[[str], bool]
+RefusalClassifier = Callable[[str, str], bool]  # (answer, request) -> refused
 
 
 def validate(
@@ -37,7 +39,7 @@ def validate(
         with defender.current_weights():
             outs = defender.backend.generate([s.text for s in items], sampling, seed=seed)
         texts = [o.text for o in outs]
-        refused = [is_refusal(t) for t in texts]
+        refused = [is_refusal(t, s.text) for t, s in zip(texts, items, strict=True)]
         rate = sum(refused) / len(refused)
         if category == "harmful":
             metrics["harmful/refusal_rate"] = rate
