@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--endpoint-model", help="model name at --endpoint")
     m.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's API key")
     p.add_argument("--benchmarks", required=True, help=f"comma-separated: {', '.join(BENCHMARKS)}")
-    p.add_argument("--classifier", default="refusal-string", help=f"comma-separated: {', '.join(CLASSIFIERS)}")
+    p.add_argument("--classifier", default="refusal-string",
+                   help=f"comma-separated: {', '.join(CLASSIFIERS)}; refusal-string beside llm-judge also reports "
+                        "how often their refusal verdicts disagree")
     p.add_argument("--limit", type=int, help="first N items of each benchmark")
     p.add_argument("--data-file", action="append", metavar="NAME=PATH", help="local file for a benchmark (repeatable)")
     p.add_argument("--baseline-answers", action="append", metavar="NAME=PATH", help="baseline answers for win-rate benchmarks")
