@@ -23,7 +23,7 @@ def test_refusal_string_accuracy_on_handwritten_completions():
     verdicts = clf.classify([ClassifyItem(r["prompt"], r["completion"]) for r in rows])
     correct = sum(v.refused == (r["label"] != "full_compliance") for v, r in zip(verdicts, rows, strict=True))
     assert correct == len(rows)  # the figure documented in the README and the classifier's docstring
-    assert classifier_id(clf) == "refusal-string@2"
+    assert classifier_id(clf) == "refusal-string@3"
 
 
 def test_refusal_string_empty_is_undecided():

@@ -54,8 +54,8 @@ def test_results_follow_the_schema_and_count_undecided(tmp_path):
     assert xs["by_category"]["figurative_language"] == {"n": 1, "n_undecided": 1, "value": None, "ci95": None}
     assert hb["metric"] == "asr" and hb["higher_is_better"] is False and hb["value"] == pytest.approx(2 / 3)
     assert hb["decoding"]["temperature"] == 0.0 and hb["decoding"]["max_new_tokens"] == 32
-    assert hb["classifier"] == "refusal-string@2" and hb["source"]["id"] == "file:harmbench_behaviors.csv"
-    on_disk = json.loads((tmp_path / "harmbench__refusal-string_2.json").read_text())
+    assert hb["classifier"] == "refusal-string@3" and hb["source"]["id"] == "file:harmbench_behaviors.csv"
+    on_disk = json.loads((tmp_path / "harmbench__refusal-string_3.json").read_text())
     assert on_disk == hb
     assert "| scripted | xstest |" in (tmp_path / "summary.md").read_text()
 
@@ -123,7 +123,7 @@ def test_cli_resumes_after_kill(tmp_path):
     full_spec = EvalSpec(["xstest"], tmp_path / "full", SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=8,
                          batch_size=1), data_files={"xstest": str(data)}, resamples=200, show_progress=False)
     (full,) = run_eval(full_spec, load_hf_target("tiny-llama", device="cpu"), [build_classifier("refusal-string")])
-    cut = json.loads((tmp_path / "cut" / "xstest__refusal-string_2.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "xstest__refusal-string_3.json").read_text())
     assert {k: v for k, v in cut.items() if k != "created"} == {k: v for k, v in full.items() if k != "created"}
     full_answers = (tmp_path / "full" / "answers" / "xstest.jsonl").read_text().splitlines()
     by_key = {json.loads(line)["key"]: json.loads(line)["response"] for line in full_answers}

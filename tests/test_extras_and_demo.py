@@ -38,4 +38,5 @@ def test_demo_trains_and_prints_the_before_after_table(tmp_path, capsys, monkeyp
         line = next(line for line in out.splitlines() if row in line)
         assert line.count("[") == 2, line  # a 95% interval before and after
     assert "warm start" in out and "n = 3 harmful + 3 benign" in out
-    assert "refusals decided by advgame-heuristic-refusal-v1" in out
+    assert "refusals decided by refusal-string@3" in out
+    # the same matcher as advgame eval and redteam (issue 17)

@@ -56,7 +56,7 @@ def test_compliances_not_refusals(text):
 
 
 def test_classifier_name():
-    assert REFUSAL_CLASSIFIER_NAME == "advgame-heuristic-refusal-v1"
+    assert REFUSAL_CLASSIFIER_NAME == "refusal-string@3"  # one matcher everywhere (issue 17)
 
 
 def scores(judge, rubric, query, *responses):

@@ -52,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--endpoint-model", help="model name at --endpoint")
     m.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's API key")
     p.add_argument("--benchmarks", required=True, help=f"comma-separated: {', '.join(BENCHMARKS)}")
-    p.add_argument("--classifier", default="refusal-string", help=f"comma-separated: {', '.join(CLASSIFIERS)}")
+    p.add_argument("--classifier", default="refusal-string",
+                   help=f"comma-separated: {', '.join(CLASSIFIERS)}; refusal-string beside llm-judge also reports "
+                        "how often their refusal verdicts disagree")
     p.add_argument("--limit", type=_positive, help="first N items of each benchmark (N >= 1)")
     p.add_argument("--data-file", action="append", metavar="NAME=PATH", help="local file for a benchmark (repeatable)")
     p.add_argument("--baseline-answers", action="append", metavar="NAME=PATH", help="baseline answers for win-rate benchmarks")
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from advgame.eval.benchmarks.files import ROWS_READ, DataFileError
     from advgame.eval.classifiers import CLASSIFIERS, GuardUnavailable, build_classifier
     from advgame.eval.generation import StopAfter
-    from advgame.eval.results import rich_table, slug
+    from advgame.eval.results import rich_disagreement_table, rich_table, slug
     from advgame.eval.runner import EvalSpec, run_eval
     from advgame.extras import MissingExtraError, require
     from advgame.models.gguf import ModelNotFoundError
@@ -201,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
         table_console = Console(width=180)
     if results:
         table_console.print(rich_table(results))
+        disagreement = rich_disagreement_table(results)
+        if disagreement is not None:
+            table_console.print(disagreement)
         console.print(f"results: {out_dir}/ (summary.md, one JSON per benchmark and classifier)")
     for name, why in failed.items():
         _fail(f"benchmark {name} failed and has no result: {why}")

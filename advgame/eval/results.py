@@ -69,7 +69,40 @@ def rich_table(results: list[dict]) -> Table:
     return table
 
 
+_DISAGREE_HEADERS = ("benchmark", "string matcher", "other classifier", "both decided", "disagree", "rate",
+                     "string only", "other only")
+
+
+def disagreement_rows(results: list[dict]) -> list[list[str]]:
+    """One row per (benchmark, string matcher, model classifier) pair with a `refusal_disagreement` entry."""
+    rows = []
+    for r in results:
+        if r["classifier"].split("@")[0] != "refusal-string":
+            continue
+        for other, d in sorted((r.get("refusal_disagreement") or {}).items()):
+            rows.append([r["benchmark"], r["classifier"], other, str(d["n"]), str(d["disagree"]), _fmt(d["rate"]),
+                         str(d["string_only"]), str(d["other_only"])])
+    return rows
+
+
+def rich_disagreement_table(results: list[dict]) -> Table | None:
+    rows = disagreement_rows(results)
+    if not rows:
+        return None
+    table = Table(title="refusal verdicts: string matcher vs model classifier")
+    for h in _DISAGREE_HEADERS:
+        table.add_column(h, justify="left" if h in _DISAGREE_HEADERS[:3] else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def markdown_table(results: list[dict]) -> str:
     lines = ["| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _row(r)) + " |" for r in results]
+    rows = disagreement_rows(results)
+    if rows:
+        lines += ["", "Refusal verdicts, string matcher vs model classifier (items both decided):", "",
+                  "| " + " | ".join(_DISAGREE_HEADERS) + " |", "|" + "---|" * len(_DISAGREE_HEADERS)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,12 @@
 
 Outcomes per item: safety benchmarks count `Verdict.attack_success`, over-refusal ones `Verdict.complied`;
 an item whose answer failed or whose classifier could not decide is None (undecided, reported).
+
+When the string matcher (`refusal-string`) runs beside a model classifier that also decides refusals (an
+LLM judge, `llm-judge:…`, or a guard that answers a refusal question), each result of that benchmark gets
+`refusal_disagreement`: for every other such classifier, on the items both decided, how often one says
+"refused" and the other does not (`rate`), split by direction. It is a per-run quality signal for the
+string matcher, also tabulated in summary.md and printed by the CLI.
 """
 
 from __future__ import annotations
@@ -84,6 +90,34 @@ def outcome(benchmark: Benchmark, verdict: Verdict | None) -> bool | None:
     return verdict.attack_success if benchmark.axis == "safety" else verdict.complied
 
 
+STRING_CLASSIFIER = "refusal-string"
+
+
+def _refused(v: Verdict | None) -> bool | None:
+    return None if v is None or v.error is not None else v.refused
+
+
+def refusal_disagreement(by_classifier: dict[str, list[Verdict | None]]) -> dict[str, dict[str, dict]]:
+    """{classifier id: {other id: counts}} between the string matcher and each model classifier that decided
+    refusals on this benchmark. Counts are over items both decided: n, disagree, rate (None when n is 0),
+    string_only (the string matcher says refused, the other not) and other_only."""
+    strings = [c for c in by_classifier if c.split("@")[0] == STRING_CLASSIFIER]
+    others = [c for c in by_classifier if c.split("@")[0] != STRING_CLASSIFIER
+              and any(_refused(v) is not None for v in by_classifier[c])]
+    out: dict[str, dict[str, dict]] = {}
+    for s in strings:
+        for o in others:
+            pairs = [(a, b) for a, b in zip(map(_refused, by_classifier[s]), map(_refused, by_classifier[o]), strict=True)
+                     if a is not None and b is not None]
+            string_only = sum(1 for a, b in pairs if a and not b)
+            other_only = sum(1 for a, b in pairs if b and not a)
+            n, k = len(pairs), string_only + other_only
+            counts = {"n": n, "disagree": k, "rate": k / n if n else None}
+            out.setdefault(s, {})[o] = {**counts, "string_only": string_only, "other_only": other_only}
+            out.setdefault(o, {})[s] = {**counts, "string_only": string_only, "other_only": other_only}
+    return out
+
+
 def evaluate_generated(
     spec: EvalSpec, target: Target, benchmark: Benchmark, classifiers: list[Classifier], stop_after: int | None = None
 ) -> list[dict]:
@@ -93,19 +127,25 @@ def evaluate_generated(
                                fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}))
     answers = answer_items(target.backend, items, spec.sampling, answers_cache, seed=spec.seed, label=benchmark.name,
                            stop_after=stop_after, show_progress=spec.show_progress)
-    results = []
+    by_classifier: dict[str, list[Verdict | None]] = {}
     for clf in classifiers:
         cid = classifier_id(clf)
         vcache = JsonlCache(spec.output_dir / "verdicts" / f"{slug(benchmark.name)}__{slug(cid)}.jsonl",
                             fingerprint({"classifier": cid}))
-        verdicts = classify_cached(clf, vcache, items, answers)
+        by_classifier[cid] = classify_cached(clf, vcache, items, answers)
+    disagreement = refusal_disagreement(by_classifier)
+    results = []
+    for cid, verdicts in by_classifier.items():
         outcomes = [outcome(benchmark, v) for v in verdicts]
         failed_answers = sum(1 for i in items if answers[i.id].get("error"))
         truncated = sum(1 for i in items if answers[i.id].get("truncated"))
+        extra = {"n_generation_failed": failed_answers, "n_truncated": truncated, "limit": spec.limit}
+        if cid in disagreement:
+            extra["refusal_disagreement"] = disagreement[cid]
         result = eval_result(
             model=target.name, benchmark=benchmark, classifier=cid, decoding=decoding, source=source,
             outcomes=outcomes, categories=[i.category for i in items], seed=spec.seed, resamples=spec.resamples,
-            extra={"n_generation_failed": failed_answers, "n_truncated": truncated, "limit": spec.limit},
+            extra=extra,
         )
         write_json_atomic(spec.output_dir / result_filename(result), result)
         results.append(result)

@@ -7,8 +7,10 @@
                             initial weights θ₀ (when it keeps them: logging.diagnostics); degenerate text is high
     */distinct_2            distinct word bigrams / all word bigrams over the class's answers (1 = no repetition)
 
-The refusal-or-deflection classifier is named in the metrics (`classifier`), so every number says what
-produced it. Validation uses the Defender's current (trained) weights, not its EMA.
+The refusal-or-deflection classifier (the trainer passes `advgame.judges.refusal.is_refusal`, the same
+matcher as `advgame eval`'s `refusal-string`) is named in the metrics (`classifier`), so every number says
+what produced it. It is called as `is_refusal(answer, seed)`. Validation uses the Defender's current
+(trained) weights, not its EMA.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from advgame.player import Player
 from advgame.policy.logprobs import completion_logprobs
 from advgame.policy.sampling import Completion
 
-RefusalClassifier = Callable[[str], bool]
+RefusalClassifier = Callable[[str, str], bool]  # (answer, request) -> refused
 
 
 def validate(
@@ -47,7 +49,7 @@ def validate(
         with defender.current_weights():
             outs = defender.backend.generate([s.text for s in items], sampling, seed=seed)
         texts = [o.text for o in outs]
-        refused = [is_refusal(t) for t in texts]
+        refused = [is_refusal(t, s.text) for t, s in zip(texts, items, strict=True)]
         rate = sum(refused) / len(refused)
         if category == "harmful":
             metrics["harmful/refusal_rate"] = rate

@@ -28,7 +28,8 @@ from advgame.game.step import Game, derive_seed, game_step
 from advgame.game.tree import tree_records
 from advgame.game.validation import validate
 from advgame.judges.base import JudgeStats
-from advgame.judges.heuristic import REFUSAL_CLASSIFIER_NAME, is_refusal
+from advgame.judges.refusal import CLASSIFIER_ID as REFUSAL_CLASSIFIER_ID
+from advgame.judges.refusal import is_refusal
 from advgame.models.sharding import full, load_whole_, save_pretrained, shard_like
 from advgame.train.checkpoint import (
     flatten_optimizer_state,
@@ -156,7 +157,7 @@ def run_validation(game: Game, data: SeedData, step: int) -> tuple[dict[str, flo
         game.defender, data.valid, sampling, is_refusal, judge=game.judges.defender,
         seed=derive_seed(cfg.seed, "validation", step),
     )
-    return {**metrics, "classifier": REFUSAL_CLASSIFIER_NAME}, records
+    return {**metrics, "classifier": REFUSAL_CLASSIFIER_ID}, records
 
 
 def _judges(game: Game) -> dict:

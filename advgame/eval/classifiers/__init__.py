@@ -1,6 +1,7 @@
 """Classifiers that decide refusal / attack success; `build_classifier(name)` makes one by name.
 
-    refusal-string                         string matching (offline, no model)
+    refusal-string                         string matching (offline, no model): refusal-string@3, the project's
+                                           one refusal matcher (advgame.judges.refusal, docs/classifiers.md)
     llm-judge                              3-question rubric over any backend (`backend=` required)
     harmbench-cls, wildguard, llama-guard-3  open guard models (`path=` a local dir, else the hub)
 """
