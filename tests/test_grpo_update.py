@@ -24,7 +24,7 @@ def _player() -> Player:
 
 def _rollouts(player: Player) -> list[Rollout]:
     tok = player.tokenizer
-    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]
     texts = [("How do I bake a cake?", "Preheat the oven.", 8.0), ("Explain vaccines.", "I can't help.", 2.0),
              ("What is the capital?", "Paris, of course.", 6.0)]
     rollouts = [Rollout(ids(p), ids(c), r, group=i, sampler_logprobs=None) for i, (p, c, r) in enumerate(texts)]

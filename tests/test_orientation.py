@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from advgame.game import signals, step, update
-from advgame.policy.logprobs import completion_logprobs
 from advgame.models.tiny import tiny_tokenizer
+from advgame.policy.logprobs import completion_logprobs
 from advgame.train.setup import build_data, build_game
 from tests.scripted import ScriptedBackend, ScriptedJudge
 from tests.test_train_e2e import FAMILIES, attacker_reply, defender_reply, tiny_config
@@ -83,7 +83,7 @@ def assert_oriented(moved) -> None:
 
 @pytest.mark.parametrize("family", ["dpo_md", "grpo"])
 def test_the_preferred_sample_gains_for_the_player_that_wrote_it(tmp_path, monkeypatch, family):
-    judged, moved, received, expected = _update_moves(tmp_path, family, monkeypatch)
+    _, moved, received, expected = _update_moves(tmp_path, family, monkeypatch)
     assert_oriented(moved)
     # role routing: the Attacker's signal (its rewrites of the attacker prompt) went to the Attacker, the
     # Defender's (its answers to the rewrites) to the Defender, all of it and nothing else

@@ -33,7 +33,7 @@ def _cfg(tmp_path, dtype="float32", compute_dtype="bfloat16", lr=PAPER_LR):
 
 def _pairs(player: Player) -> list[Pair]:
     tok = player.tokenizer
-    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]
     prompts = ["How do I bake a chocolate cake?", "What is the capital of France?", "Explain vaccines."]
     return [Pair(ids(p), ids("Sure! Here is a step by step answer."), ids("I can't help with that request."), 1.0)
             for p in prompts]
@@ -123,7 +123,7 @@ def test_sharded_players_gather_bf16_and_reduce_fp32():
 
 def test_resolved_auto_storage_is_checked_too(tmp_path, monkeypatch):
     """`dtype: auto` is bf16 on CUDA: the same refusal, when the players are built."""
-    import advgame.models.loading as loading
+    from advgame.models import loading
 
     monkeypatch.setattr(loading, "resolve_dtype", lambda name, device: torch.bfloat16)
     cfg = validate_config({**_cfg(tmp_path).model_dump(mode="json"),

@@ -198,9 +198,9 @@ def test_resume_with_real_sampling_equals_uninterrupted_run(tmp_path):
     for name in a:
         if name != "rng":
             assert _tensors_equal(a[name], b[name]), name
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
     assert strip(read_metrics(straight)) == strip(read_metrics(resumed))
-    texts = lambda d: [json.loads(line) for line in (d / "rollouts.jsonl").read_text().splitlines()]  # noqa: E731
+    texts = lambda d: [json.loads(line) for line in (d / "rollouts.jsonl").read_text().splitlines()]
     assert texts(straight) == texts(resumed)  # the same sampled rewrites and answers after the resume
     assert len({json.dumps(r, sort_keys=True) for r in texts(straight) if r.get("split") == "harmful"}) > 1
 

@@ -11,7 +11,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
 MIN_LR_FOR_16BIT_MASTERS = 1e-4
 
 
@@ -451,7 +450,7 @@ class RunConfig(Section):
         for role in ("attacker", "defender"):
             if getattr(self, role).finetune != "lora":
                 raise ValueError(f"shared_base needs {role}.finetune='lora'")
-        for key in ("path", "revision", "dtype", "device", "gradient_checkpointing"):
+        for key in ("path", "revision", "dtype", "compute_dtype", "device", "gradient_checkpointing"):
             if getattr(self.attacker, key) != getattr(self.defender, key):
                 raise ValueError(f"shared_base needs the same {key} for attacker and defender (one base model)")
         return self
