@@ -36,10 +36,72 @@ def test_ablation_and_baseline_presets_change_what_they_name():
     assert seq.game.mode == "sequential" and seq.game.phase_steps == 50
 
 
+# The values each preset must resolve to (dotted key -> value), on top of what every paper preset shares.
+PAPER = {
+    "seed": 2, "attacker.finetune": "full", "defender.finetune": "full",
+    "attacker.dtype": "float32", "defender.dtype": "float32",  # fp32 masters ...
+    "attacker.compute_dtype": "bfloat16", "defender.compute_dtype": "bfloat16",  # ... bf16 compute
+    "attacker_sampling.temperature": 0.6, "attacker_sampling.top_p": 0.9, "attacker_sampling.max_new_tokens": 2048,
+    "defender_sampling.temperature": 0.6, "defender_sampling.top_p": 0.9, "defender_sampling.max_new_tokens": 2048,
+    "optim.lr": 1e-6, "optim.betas": (0.9, 0.95), "optim.weight_decay": 0.1, "optim.max_grad_norm": 1.0,
+    "optim.final_lr_scale": 0.2, "optim.warmup_steps": 0, "loss.beta": 0.1, "ema.enabled": True, "ema.decay": 0.95,
+    "game.attacker_format": "think", "game.optimistic_attacker": True, "game.train_attacker": True,
+    "game.train_defender": True, "game.mode": "simultaneous", "game.split_sampling_weights": "latest",
+    "judges.default.kind": "openai", "judges.default.max_new_tokens": 8192,
+    "data.harmful": "allenai/wildjailbreak:train:vanilla_harmful", "data.benign": "allenai/wildjailbreak:train:vanilla_benign",
+    "data.batch_size": 32, "train.steps": 1000, "train.validate_every_n_steps": 25, "train.sharding.strategy": "fsdp",
+    "train.sharding.reduce_dtype": "float32", "loss.clip_rejected_on_truncation": True,
+}
+MD = {"ema.sample_from_ema": True, "ema.ema_as_reference": True, "game.num_attacker_samples": 2,
+      "game.num_defender_samples": 2, "judges.default.mode": "pairwise"}
+GRPO = {"loss.type": "grpo", "loss.is_cap": 2.0, "loss.advantage": "batch", "ema.sample_from_ema": False,
+        "ema.ema_as_reference": False, "game.num_attacker_samples": 4, "game.num_defender_samples": 4,
+        "judges.default.mode": "pointwise"}
+QWEN = {"attacker.path": "Qwen/Qwen2.5-7B-Instruct", "defender.path": "Qwen/Qwen2.5-7B-Instruct",
+        "judges.default.model": "Qwen/Qwen2.5-32B-Instruct"}
+LLAMA = {"attacker.path": "meta-llama/Llama-3.1-8B-Instruct", "defender.path": "meta-llama/Llama-3.1-8B-Instruct",
+         "judges.default.model": "meta-llama/Llama-3.3-70B-Instruct"}
+DPO, IPO = {"loss.type": "dpo", **MD}, {"loss.type": "ipo", **MD}
+EXPECTED = {
+    "qwen25_dpo_md": {**PAPER, **QWEN, **DPO},
+    "qwen25_ipo_md": {**PAPER, **QWEN, **IPO},
+    "qwen25_grpo": {**PAPER, **QWEN, **GRPO},
+    "llama31_dpo_md": {**PAPER, **LLAMA, **DPO},
+    "llama31_ipo_md": {**PAPER, **LLAMA, **IPO},
+    "llama31_grpo": {**PAPER, **LLAMA, **GRPO},
+    "qwen25_dpo_no_ema": {**PAPER, **QWEN, **DPO, "ema.sample_from_ema": False, "ema.ema_as_reference": False},
+    "qwen25_dpo_pointwise": {**PAPER, **QWEN, **DPO, "judges.default.mode": "pointwise"},
+    "qwen25_dpo_fixed_attacker": {**PAPER, **QWEN, **DPO, "game.train_attacker": False},
+    "qwen25_dpo_nonoptimistic": {**PAPER, **QWEN, **DPO, "game.optimistic_attacker": False},
+    "qwen25_dpo_nothink": {**PAPER, **QWEN, **DPO, "game.attacker_format": "nothink"},
+    "qwen25_dpo_small_judge": {**PAPER, **QWEN, **DPO, "judges.default.model": "Qwen/Qwen2.5-7B-Instruct"},
+    "qwen25_self_play": {**PAPER, **QWEN, **DPO, "game.mode": "self_play"},
+    "qwen25_sequential": {**PAPER, **QWEN, **DPO, "game.mode": "sequential", "game.phase_steps": 50},
+    "cpu_demo": {
+        "attacker.path": "smollm2", "defender.path": "smollm2", "attacker.finetune": "lora", "defender.finetune": "lora",
+        "attacker.dtype": "float32", "attacker.compute_dtype": None, "attacker.device": "cpu",
+        "attacker.lora.r": 8, "defender.lora.r": 16, "optim.lr": 5e-3, "loss.type": "dpo", "ema.decay": 0.5,
+        "ema.sample_from_ema": True, "game.attacker_format": "plain", "game.direct_seeds": True,
+        "game.penalize_truncated_answers": False, "judges.default.kind": "heuristic",
+        "data.harmful": "builtin:demo_harmful", "data.benign": "builtin:demo_benign", "train.steps": 8,
+    },
+}
+
+
+def _get(cfg, dotted: str):
+    value = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
-def test_every_preset_validates(preset):
+def test_every_preset_resolves_to_its_values(preset):
     cfg = load_config(preset)
-    assert cfg.name
+    expected = EXPECTED.get(preset.stem)
+    assert expected is not None, f"{preset.stem}: add the values this preset must resolve to, to EXPECTED"
+    wrong = {key: (_get(cfg, key), want) for key, want in expected.items() if _get(cfg, key) != want}
+    assert not wrong, f"{preset.stem}: (got, expected) {wrong}"
 
 
 def test_base_inheritance_and_paper_values():

@@ -181,3 +181,60 @@ def test_direct_seeds_train_the_defender_only():
     assert len(signals.defender_pairs(tree)) == 2  # x00 and the direct seed
     assert len(signals.attacker_pairs(tree)) == 1  # x00 vs the unfaithful x01 only
     assert len(signals.attacker_rollouts(tree)) == 2
+
+
+def test_clip_rejected_on_truncation_can_be_turned_off():
+    tree, _, _, _ = _play()
+    unclipped = [p for p in signals.defender_pairs(tree, clip_truncated=False) if p.reward_gap == pytest.approx(3.0)]
+    assert len(unclipped) == 1 and len(unclipped[0].rejected_ids) > len(unclipped[0].chosen_ids)
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_update_players_reads_the_clipping_option(clip):
+    """`loss.clip_rejected_on_truncation` reaches the pairs the Defender trains on."""
+    from advgame.config.schema import LossConfig
+    from advgame.game import step, update
+
+    tree, _, _, _ = _play()
+    seen = {}
+
+    def record(player, pairs, cfg, microbatch):
+        seen[player.name] = pairs
+        return update.LossStats(total=0.0)
+
+    game = SimpleNamespace(
+        cfg=SimpleNamespace(loss=LossConfig(clip_rejected_on_truncation=clip), train=SimpleNamespace(microbatch_size=4),
+                            optim=SimpleNamespace(max_grad_norm=1.0)),
+        attacker=SimpleNamespace(name="attacker"), defender=SimpleNamespace(name="defender"),
+    )
+    original = update.preference_backward
+    update.preference_backward = record
+    try:
+        step.update_players(game, tree, ("attacker", "defender"))
+    finally:
+        update.preference_backward = original
+    truncated = next(p for p in seen["defender"] if p.reward_gap == pytest.approx(3.0))
+    assert (len(truncated.rejected_ids) == len(truncated.chosen_ids)) is clip
+
+
+def test_non_optimistic_never_selects_an_answer_whose_judgement_failed():
+    def first_fails(rubric, query, response):
+        return None if response.startswith("refuse A") else _score(DEFENDER_SCORES)(rubric, query, response)
+
+    tree, _, _, att_judge = _play(optimistic=False, defender_score=first_fails, mode="pointwise")
+    x00 = tree[0].rewrites[0]
+    assert x00.answers[0].status == AnswerStatus.JUDGE_FAILED
+    assert x00.selected == 1  # the first answer that was judged, not the failed first one
+    assert "refuse A" not in {i.response for i in att_judge.seen_points}
+
+
+def test_non_optimistic_rewrite_without_a_judged_answer_gets_no_reward():
+    def x00_fails(rubric, query, response):
+        return None if response in ("refuse A", "comply B") else _score(DEFENDER_SCORES)(rubric, query, response)
+
+    tree, _, _, att_judge = _play(optimistic=False, defender_score=x00_fails, mode="pointwise")
+    x00 = tree[0].rewrites[0]
+    assert x00.selected is None and x00.status == RewriteStatus.JUDGE_FAILED and x00.reward is None
+    assert not {"refuse A", "comply B"} & {i.response for i in att_judge.seen_points}
+    # a truncated answer is never selected either: x20's first answer is the finished one
+    assert tree[2].rewrites[0].selected == 0

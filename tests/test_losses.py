@@ -126,3 +126,19 @@ def test_grpo_invalid_rollouts_contribute_nothing_but_count_in_mean():
     assert out.loss.item() == pytest.approx(-1.0)  # −(2·1 + 0) / 2
     summed = grpo_loss(logp, torch.ones(2, 1), adv, beta=0.0, valid=valid, reduction="sum")
     assert summed.loss.item() == pytest.approx(-2.0)
+
+
+def test_grpo_rollout_without_sampler_logprobs_loses_only_its_own_weight():
+    # Row 0 has sampler log-probs (raw ratios e^{0.5}, e^{1.5} -> capped at 2); row 1 has none: w = 1 there only.
+    logp = torch.tensor([[-1.0, -2.0], [-1.0, -2.0]], requires_grad=True)
+    sampler = torch.tensor([[-1.5, -3.5], [0.0, 0.0]])
+    adv = torch.tensor([1.0, -2.0])
+    out = grpo_loss(logp, torch.ones(2, 2), adv, beta=0.0, sampler_logprobs=sampler, is_cap=2.0,
+                    sampler_rows=torch.tensor([True, False]), reduction="sum")
+    out.loss.backward()
+    w = [[math.exp(0.5), 2.0], [1.0, 1.0]]
+    assert logp.grad.flatten().tolist() == pytest.approx([-w[i][t] * adv[i].item() for i in range(2) for t in range(2)])
+    # the statistics cover the weighted row only
+    assert out.weighted_tokens.item() == 2
+    assert out.importance_weight.item() == pytest.approx((math.exp(0.5) + 2.0) / 2)
+    assert out.clipped_fraction.item() == pytest.approx(0.5)

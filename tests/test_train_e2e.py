@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from advgame.config import validate_config
+from advgame.config import load_config, validate_config
 from advgame.models.tiny import tiny_tokenizer
 from advgame.train.checkpoint import load_checkpoint
 from advgame.train.trainer import train
@@ -129,9 +129,11 @@ def test_each_family_trains_two_steps_with_known_bookkeeping(tmp_path, family):
         assert first[f"{split}/attacker/rate_ok"] == pytest.approx(0.5)
         assert first[f"{split}/defender/rate_ok"] == pytest.approx(1.0)  # only the faithful rewrite was answered
         if cfg.loss.type == "grpo":
-            # every rewrite has a reward (−1 or judged); every answer is judged
-            assert first.get(f"{split}/attacker/{signal_key}", 2 * B) == 2 * B
-            assert first.get(f"{split}/defender/{signal_key}", 2 * B) == 2 * B
+            # every rewrite has a reward (−1 or judged); every answer is judged: the counts must be logged
+            assert first[f"{split}/attacker/{signal_key}"] == 2 * B
+            assert first[f"{split}/defender/{signal_key}"] == 2 * B
+            assert 0 <= first[f"{split}/attacker/is_clipped_fraction"] <= 1
+            assert first[f"{split}/defender/importance_weight"] > 0
         elif family == "sequential":
             assert rows[0][f"{split}/attacker/pairs"] == B and f"{split}/defender/pairs" not in rows[0]
             assert rows[1][f"{split}/defender/pairs"] == B and f"{split}/attacker/pairs" not in rows[1]
@@ -182,6 +184,27 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     assert strip(read_metrics(straight)) == strip(read_metrics(resumed))
 
 
+def test_resume_with_real_sampling_equals_uninterrupted_run(tmp_path):
+    """No scripting: the tiny models sample with their seeds and the heuristic judge judges, so a resume
+    must restore the sampling noise, the judge's state and the weights exactly to match the straight run."""
+    cfg = tiny_config(tmp_path, game__attacker_format="plain", train__steps=3, checkpoint__every_n_steps=1,
+                      train__validate_every_n_steps=2)
+    straight = train(cfg, tmp_path / "straight")
+    interrupted = train(cfg, tmp_path / "resumed", stop_after=1)  # as if killed right after step 1's checkpoint
+    assert load_checkpoint(interrupted)[1]["step"] == 1
+    resumed = train(cfg, interrupted, resume=True)
+    a, _, _ = load_checkpoint(straight)
+    b, _, _ = load_checkpoint(resumed)
+    for name in a:
+        if name != "rng":
+            assert _tensors_equal(a[name], b[name]), name
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    assert strip(read_metrics(straight)) == strip(read_metrics(resumed))
+    texts = lambda d: [json.loads(line) for line in (d / "rollouts.jsonl").read_text().splitlines()]
+    assert texts(straight) == texts(resumed)  # the same sampled rewrites and answers after the resume
+    assert len({json.dumps(r, sort_keys=True) for r in texts(straight) if r.get("split") == "harmful"}) > 1
+
+
 def test_real_generation_path_runs_on_tiny_models(tmp_path):
     """No scripting: tiny models sample, the heuristic judge judges. Checks the plumbing, not learning."""
     cfg = tiny_config(tmp_path, game__attacker_format="plain", train__steps=1)
@@ -221,6 +244,14 @@ def test_cli_train_killed_then_resumed(tmp_path):
     assert load_checkpoint(run_dir)[1]["step"] == 6
     steps = [r["step"] for r in train_rows(run_dir)]
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no duplicated lines after the resume
+    # the killed-and-resumed run (real sampling, heuristic judges) ends where a straight run of it ends
+    straight = train(load_config(base[0], base[1:]), tmp_path / "straight")
+    a, b = load_checkpoint(straight)[0], load_checkpoint(run_dir)[0]
+    for name in a:
+        if name != "rng":
+            assert a[name].keys() == b[name].keys(), name
+            for key in a[name]:
+                torch.testing.assert_close(a[name][key], b[name][key], rtol=1e-5, atol=1e-6, msg=f"{name}/{key}")
 
 
 def test_failing_llm_judge_is_counted_and_never_scored(tmp_path):

@@ -110,7 +110,7 @@ def build_engine(model_cfg, tokenizer, name: str, seed: int) -> Any:
         from advgame.backends.vllm_engine import VLLMEngineBackend
 
         return VLLMEngineBackend(
-            model_cfg.path, tokenizer=tokenizer, dtype=model_cfg.dtype, seed=seed,
+            model_cfg.path, tokenizer=tokenizer, dtype=model_cfg.compute_dtype or model_cfg.dtype, seed=seed,
             gpu_memory_utilization=engine.gpu_memory_utilization, kv_cache_gib=engine.kv_cache_gib,
             enable_sleep_mode=engine.enable_sleep_mode,
             enable_lora=lora,

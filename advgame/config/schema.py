@@ -11,6 +11,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+MIN_LR_FOR_16BIT_MASTERS = 1e-4
+
+
+def master_precision_problem(role: str, model: ModelConfig, lr: float, dtype: str | None = None) -> str | None:
+    """Why `model` (storage dtype `dtype`, default its configured one) cannot train full weights at `lr`, or
+    None. A 16-bit master weight rounds away updates below its resolution (bf16 keeps 8 bits of mantissa: a
+    step of 1e-6 on a weight of size 0.02 is 1/20,000 of it), so the optimiser would silently not move it."""
+    dtype = dtype or model.dtype
+    if model.finetune != "full" or dtype not in ("bfloat16", "float16") or lr >= MIN_LR_FOR_16BIT_MASTERS:
+        return None
+    return (
+        f"{role}.dtype={dtype} with {role}.finetune=full keeps the master weights, AdamW moments and EMA in "
+        f"{dtype}, where an update at optim.lr={lr:g} (< {MIN_LR_FOR_16BIT_MASTERS:g}) mostly rounds away; "
+        f"use {role}.dtype=float32 with {role}.compute_dtype=bfloat16 (mixed precision, docs/precision.md)"
+    )
+
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, assignments are validated."""
@@ -76,7 +92,26 @@ class ModelConfig(Section):
     finetune: Literal["full", "lora"] = Field("lora", description="Train all weights ('full') or LoRA adapters.")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings, used when finetune='lora'.")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
-        "float32", description="Weight dtype; 'auto' = bfloat16 on CUDA, float32 on CPU."
+        "float32",
+        description=(
+            "Storage dtype of the weights, and so of their gradients, AdamW moments, EMA and initial snapshot "
+            "(the master weights); 'auto' = bfloat16 on CUDA, float32 on CPU. Keep float32 when training full "
+            "weights at a small lr and set compute_dtype for speed: a bf16 master loses updates below its "
+            "resolution (at lr 1e-6 a bf16 step changes about 2% of the entries of a 7B model's weights). "
+            "Validation refuses bfloat16/float16 storage with finetune=full and optim.lr < 1e-4. "
+            "See docs/precision.md."
+        ),
+    )
+    compute_dtype: Literal["float32", "bfloat16"] | None = Field(
+        None,
+        description=(
+            "Dtype of forward and backward (mixed precision); null = the storage dtype. bfloat16 with "
+            "dtype=float32 is standard mixed precision: the model runs under torch.autocast(bfloat16) while its "
+            "weights, gradients, optimiser state and EMA stay float32. A sharded player (train.sharding."
+            "strategy=fsdp) uses FSDP2's MixedPrecisionPolicy instead: bfloat16 gathered weights, float32 "
+            "gradient reduction (unless train.sharding.param_dtype / reduce_dtype say otherwise). float16 is not "
+            "offered: it needs loss scaling, which advgame does not do."
+        ),
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
@@ -132,7 +167,12 @@ class LossConfig(Section):
     )
     scale_advantage: bool = Field(False, description="GRPO: divide advantages by their standard deviation.")
     clip_rejected_on_truncation: bool = Field(
-        True, description="Clip a truncated rejected answer to the chosen answer's length before the DPO/IPO loss."
+        True,
+        description=(
+            "DPO/IPO: a rejected sample that was cut at max_new_tokens and is longer than the chosen one is "
+            "clipped to the chosen one's token length, so length alone cannot separate the pair (the authors' "
+            "clip_rejected_length_on_max_length_error). false: the whole truncated sample is the rejected one."
+        ),
     )
 
 
@@ -169,7 +209,12 @@ class GameConfig(Section):
     num_attacker_samples: int = Field(2, ge=1, description="A: rewrites per seed.")
     num_defender_samples: int = Field(2, ge=1, description="D: answers per rewrite.")
     optimistic_attacker: bool = Field(
-        True, description="Score a rewrite by the Defender's best-judged answer to it (false: its first valid answer)."
+        True,
+        description=(
+            "Score a rewrite by the Defender's best-judged answer to it. false (the non-optimistic ablation): by "
+            "its first answer that was judged; a rewrite none of whose answers could be judged gets no reward "
+            "(the authors' code then falls back to an unjudged answer, whose reward it patches to 0)."
+        ),
     )
     attacker_format: Literal["think", "nothink", "plain"] = Field(
         "think",
@@ -208,6 +253,19 @@ class GameConfig(Section):
         "rewards are shuffled among its samples (seeded), so every player trains on as many pairs (or rollouts), "
         "with the same reward gaps, as in the real game, but which sample is preferred is random. (Updates off: "
         "train_attacker=false train_defender=false.)",
+    )
+    split_sampling_weights: Literal["latest", "step_start"] = Field(
+        "latest",
+        description=(
+            "Which weights sample each split when the sampler is the live model (on-policy: "
+            "ema.sample_from_ema=false, e.g. GRPO). latest (the paper's algorithm, default): each split is "
+            "sampled when its turn comes, so the benign split sees the Attacker and Defender already updated on "
+            "the harmful split. step_start (the authors' code, which syncs its generation engines once per step): "
+            "both splits are sampled from the weights the step started with, before either update; the benign "
+            "update is then one update off-policy (GRPO's truncated importance weight corrects for it). MD "
+            "variants sample from the EMA, which moves only after both splits: there the two are the same. "
+            "overlap_judges always samples the benign split before the harmful update (as step_start)."
+        ),
     )
     train_attacker: bool = Field(True, description="Update the Attacker (false = fixed, untrained attacker ablation).")
     train_defender: bool = Field(True, description="Update the Defender.")
@@ -322,10 +380,14 @@ class ShardingConfig(Section):
 
     strategy: Literal["none", "fsdp"] = Field("none", description="'none' (replicate) or 'fsdp' (fully sharded).")
     param_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
-        None, description="fsdp: dtype of the gathered weights for forward/backward (None: the stored dtype)."
+        None,
+        description="fsdp: dtype of the gathered weights for forward/backward (None: the player's compute_dtype "
+        "when set, else the stored dtype). The shards themselves (master weights) keep the stored dtype.",
     )
     reduce_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
-        None, description="fsdp: dtype of the gradient reduce-scatter (None: the gradient's dtype)."
+        None,
+        description="fsdp: dtype of the gradient reduce-scatter (None: float32 when the gathered weights are "
+        "lower precision than float32, else the gradient's dtype).",
     )
     cpu_offload: bool = Field(False, description="fsdp: keep the shards (and optimiser step) in CPU memory.")
 
@@ -417,6 +479,14 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _master_weights_keep_small_updates(self) -> RunConfig:
+        roles = ("attacker",) if self.game.mode == "self_play" else ("attacker", "defender")
+        for role in roles:
+            if problem := master_precision_problem(role, getattr(self, role), self.optim.lr):
+                raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _sharding_fits(self) -> RunConfig:
         if self.train.sharding.strategy != "fsdp":
             return self
@@ -446,7 +516,7 @@ class RunConfig(Section):
         for role in ("attacker", "defender"):
             if getattr(self, role).finetune != "lora":
                 raise ValueError(f"shared_base needs {role}.finetune='lora'")
-        for key in ("path", "revision", "dtype", "device", "gradient_checkpointing"):
+        for key in ("path", "revision", "dtype", "compute_dtype", "device", "gradient_checkpointing"):
             if getattr(self.attacker, key) != getattr(self.defender, key):
                 raise ValueError(f"shared_base needs the same {key} for attacker and defender (one base model)")
         return self

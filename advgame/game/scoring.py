@@ -83,18 +83,21 @@ def judge_answers(tree: list[SeedNode], role: RoleJudge) -> None:
 def select_answers(tree: list[SeedNode], optimistic: bool) -> None:
     """Step 5a: pick the answer that stands for each rewrite in the Attacker's payoff.
 
-    Optimistic: the Defender's best-judged answer (an empirical stand-in for its best response); when
-    no answer could be judged, nothing is selected and the rewrite gets no reward. Otherwise: the first
-    finished answer, i.e. one random sample.
+    Optimistic: the Defender's best-judged answer (an empirical stand-in for its best response).
+    Otherwise (the non-optimistic ablation): the first answer that was judged, i.e. one random sample
+    among the valid ones; a truncated answer or one whose judgement failed is never selected. Either way,
+    when no answer could be judged nothing is selected and the rewrite gets no reward. (The authors' code
+    then falls back to an unjudged answer, whose attacker reward it patches to 0: a quirk not reproduced.)
     """
     for rewrite in rewrites(tree):
         if rewrite.status != RewriteStatus.OK:
             continue
+        judged = [(a.score, -i) for i, a in enumerate(rewrite.answers)
+                  if a.status == AnswerStatus.OK and a.score is not None]
         if optimistic:
-            scored = [(a.score, -i) for i, a in enumerate(rewrite.answers) if a.score is not None]
-            rewrite.selected = -max(scored)[1] if scored else None
+            rewrite.selected = -max(judged)[1] if judged else None
         else:
-            rewrite.selected = next(i for i, a in enumerate(rewrite.answers) if a.status != AnswerStatus.TRUNCATED)
+            rewrite.selected = -judged[0][1] if judged else None
         if rewrite.selected is None:
             rewrite.status = RewriteStatus.JUDGE_FAILED
 

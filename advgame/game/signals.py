@@ -4,8 +4,9 @@ Preference pairs (one per group at most):
     attacker   group = the A rewrites of one seed        sequence = attacker prompt + its raw output
     defender   group = the D answers to one rewrite      sequence = rewrite x + the answer
     chosen = highest reward, rejected = lowest (first index on ties); None rewards are left out; no pair
-    when the two rewards are equal. A rejected sample that was truncated and is longer than the chosen
-    one is clipped to the chosen one's length, so length alone cannot separate them.
+    when the two rewards are equal. With `clip_truncated` (loss.clip_rejected_on_truncation, default on), a
+    rejected sample that was truncated and is longer than the chosen one is clipped to the chosen one's
+    length, so length alone cannot separate them.
 
 Control runs (`game.control=random_preferences`) pass an `rng`: each group's rewards are then shuffled among
 its samples before the pair (or the rollouts' rewards) is formed. The multiset of rewards per group is kept,
@@ -50,7 +51,9 @@ def shuffled(rewards: list[float | None], rng: random.Random | None) -> list[flo
     return rewards
 
 
-def preference_pair(samples: list[tuple[float | None, Completion]], rng: random.Random | None = None) -> Pair | None:
+def preference_pair(
+    samples: list[tuple[float | None, Completion]], rng: random.Random | None = None, clip_truncated: bool = True
+) -> Pair | None:
     """The (argmax, argmin) pair of a group of (reward, completion), or None on a tie or too few rewards."""
     rewards = shuffled([r for r, _ in samples], rng)
     scored = [(r, i, c) for i, (r, (_, c)) in enumerate(zip(rewards, samples, strict=True)) if r is not None]
@@ -62,7 +65,7 @@ def preference_pair(samples: list[tuple[float | None, Completion]], rng: random.
         return None
     chosen, rejected = best[2], worst[2]
     rejected_ids = rejected.token_ids
-    if rejected.truncated and len(rejected_ids) > len(chosen.token_ids):
+    if clip_truncated and rejected.truncated and len(rejected_ids) > len(chosen.token_ids):
         rejected_ids = rejected_ids[: len(chosen.token_ids)]
     return Pair(chosen.prompt_ids, chosen.token_ids, rejected_ids, best[0] - worst[0])
 
@@ -77,16 +80,16 @@ def _defender_groups(tree: list[SeedNode]) -> list[list[tuple[float | None, Comp
     return [[(a.reward, a.completion) for a in r.answers] for r in rewrites(tree) if r.answers]
 
 
-def attacker_pairs(tree: list[SeedNode], rng: random.Random | None = None) -> list[Pair]:
-    return _pairs(_attacker_groups(tree), rng)
+def attacker_pairs(tree: list[SeedNode], rng: random.Random | None = None, clip_truncated: bool = True) -> list[Pair]:
+    return _pairs(_attacker_groups(tree), rng, clip_truncated)
 
 
-def defender_pairs(tree: list[SeedNode], rng: random.Random | None = None) -> list[Pair]:
-    return _pairs(_defender_groups(tree), rng)
+def defender_pairs(tree: list[SeedNode], rng: random.Random | None = None, clip_truncated: bool = True) -> list[Pair]:
+    return _pairs(_defender_groups(tree), rng, clip_truncated)
 
 
-def _pairs(groups, rng: random.Random | None) -> list[Pair]:
-    pairs = (preference_pair(group, rng) for group in groups)
+def _pairs(groups, rng: random.Random | None, clip_truncated: bool) -> list[Pair]:
+    pairs = (preference_pair(group, rng, clip_truncated) for group in groups)
     return [p for p in pairs if p is not None]
 
 

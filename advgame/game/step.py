@@ -11,7 +11,8 @@
     both EMAs move once; both learning-rate schedules advance once
 
 With `game.overlap_judges`, the harmful split's judges (4-5) run in a thread while the benign split
-generates (1-3); the harmful update (6) waits for both.
+generates (1-3); the harmful update (6) waits for both. With `game.split_sampling_weights: step_start`
+(the authors' code) both splits are grown (1-5) before either update (6).
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...], con
             batch = signals.attacker_rollouts(tree, rng) if role == "attacker" else signals.defender_rollouts(tree, rng)
             stats = update.grpo_backward(player, batch, cfg.loss, cfg.train.microbatch_size, uses_sampler_logprobs(cfg))
         else:
-            batch = signals.attacker_pairs(tree, rng) if role == "attacker" else signals.defender_pairs(tree, rng)
+            pairs = signals.attacker_pairs if role == "attacker" else signals.defender_pairs
+            batch = pairs(tree, rng, clip_truncated=cfg.loss.clip_rejected_on_truncation)
             stats = update.preference_backward(player, batch, cfg.loss, cfg.train.microbatch_size)
         metrics[f"{role}/{'rollouts' if cfg.loss.type == 'grpo' else 'pairs'}"] = stats.total  # all processes
         metrics[f"{role}/loss"] = stats.loss
@@ -197,8 +199,14 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
         metrics.update({f"{split}/{k}": v for k, v in {**tree_metrics(trees[split]), **update_metrics}.items()})
 
     if not game.cfg.game.overlap_judges:
+        # split_sampling_weights=step_start (the authors' code): both splits are grown before either update
+        played = ({split: play_split(game, batches[split], step, split, timings) for split in SPLITS}
+                  if game.cfg.game.split_sampling_weights == "step_start" else {})
         for split in SPLITS:
-            finish(split, play_split(game, batches[split], step, split, timings))
+            finish(split, played[split] if played else play_split(game, batches[split], step, split, timings))
+        if played:
+            stepped = any(metrics.get(f"{SPLITS[0]}/{p.name}/grad_norm") is not None for p in game.players())
+            metrics[f"{SPLITS[1]}/policy_lag"] = float(stepped and not game.cfg.ema.sample_from_ema)
     else:  # the first split's judges run while the second split generates
         first, second = SPLITS
         tree = generate_split(game, batches[first], step, first, timings)

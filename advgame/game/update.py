@@ -191,30 +191,50 @@ def grpo_backward(
     refs = _no_grad_passes(player, player.reference_weights(), mbs, passes, logprobs)
     inits = _initial_passes(player, mbs, passes, logprobs, refs)
     value, kl, diag = 0.0, 0.0, Counter()
+    weight_sum = clipped_sum = weighted_tokens = 0.0
+    missing = 0  # rollouts trained without the importance weight: their sampler gave no (usable) log-probs
     for i in range(passes):
         if i >= len(batches):
             _idle_pass(player.model, pad, backward=True)
             continue
         (mb, mb_adv), ref = batches[i], refs[i]
         pol = logprobs(mb)
-        sampler = None
-        if use_sampler_logprobs and all(r.sampler_logprobs is not None for r in mb):
-            sampler, _ = pack_right_aligned([r.sampler_logprobs for r in mb], pol.tokens.shape[1])
+        sampler = rows = None
+        if use_sampler_logprobs:  # per rollout: one without sampler log-probs loses its own weight only
+            has = [_usable_sampler_logprobs(r) for r in mb]
+            missing += has.count(False)
+            sampler, _ = pack_right_aligned([r.sampler_logprobs if ok else [] for r, ok in zip(mb, has)],
+                                            pol.tokens.shape[1])
             sampler = sampler.to(pol.tokens.device)
+            rows = torch.tensor(has, dtype=torch.bool, device=pol.tokens.device)
         out = grpo_loss(
             pol.tokens, pol.mask, mb_adv.to(pol.tokens.device), beta=cfg.beta, sampler_logprobs=sampler,
-            ref_logprobs=ref.tokens, is_cap=cfg.is_cap, reduction="sum",
+            ref_logprobs=ref.tokens, is_cap=cfg.is_cap, reduction="sum", sampler_rows=rows,
         )
         (out.loss / total).backward()
         value += out.loss.item()
         kl += out.kl.item() * len(mb)
+        n = out.weighted_tokens.item()
+        weight_sum += out.importance_weight.item() * n
+        clipped_sum += out.clipped_fraction.item() * n
+        weighted_tokens += n
         if inits is not None:
             init = inits[i]
             diag["log_ratio"] += ((pol.tokens.detach() - init.tokens) * pol.mask).sum().item()
             diag["nll"] -= (init.tokens * init.mask).sum().item()
             diag["tokens"] += pol.mask.sum().item()
     sums = _global_means({"loss": value, "kl": kl, "advantage_abs": adv.abs().sum().item()}, total)
+    if use_sampler_logprobs and cfg.is_cap is not None:  # token means over every process's weighted tokens
+        tokens = global_sum(weighted_tokens)
+        sums["importance_weight"] = global_sum(weight_sum) / tokens if tokens else float("nan")
+        sums["is_clipped_fraction"] = global_sum(clipped_sum) / tokens if tokens else float("nan")
+        sums["sampler_logprobs_missing"] = global_sum(missing) / total
     return LossStats(sums.pop("loss"), total, {**sums, **_diagnostics(diag, inits is not None)})
+
+
+def _usable_sampler_logprobs(rollout: Rollout) -> bool:
+    """A rollout's sampler log-probs can weight it: present, one per completion token."""
+    return rollout.sampler_logprobs is not None and len(rollout.sampler_logprobs) == len(rollout.completion_ids)
 
 
 def all_reduce_grads(params: Sequence[torch.nn.Parameter], bucket_numel: int = 2**25) -> None:

@@ -9,7 +9,8 @@ Advantage of rollout i with reward r_i (rollouts whose reward is None, e.g. a ju
 Per-token objective, maximised, for completion token t of rollout i:
 
     w_{i,t}   = min(exp(log π_θ − log μ), cap)                 truncated importance weight, detached
-                                                               (μ = the sampler's log-probs; w = 1 if off)
+                                                               (μ = the sampler's log-probs; w = 1 if off,
+                                                               and for a rollout without sampler log-probs)
     pg_{i,t}  = w_{i,t} · Â_i · exp(log π_θ − sg[log π_θ])     value w·Â, gradient w·Â·∇log π_θ
     k3_{i,t}  = exp(log π_ref − log π_θ) − (log π_ref − log π_θ) − 1     ≥ 0, unbiased KL(π_θ‖π_ref) estimate
     J_i       = Σ_t mask_{i,t} · (pg_{i,t} − β · k3_{i,t})       summed over tokens, no length normalisation
@@ -65,8 +66,9 @@ class GRPOLossOutput:
     loss: torch.Tensor
     policy_gradient: torch.Tensor  # mean over valid rollouts of Σ_t w·Â (detached)
     kl: torch.Tensor  # mean per-token k3 over valid completion tokens (detached)
-    importance_weight: torch.Tensor  # mean w over valid completion tokens (detached)
-    clipped_fraction: torch.Tensor  # fraction of tokens whose raw weight exceeded the cap
+    importance_weight: torch.Tensor  # mean w over the valid completion tokens that have a sampler log-prob
+    clipped_fraction: torch.Tensor  # fraction of those tokens whose raw weight exceeded the cap
+    weighted_tokens: torch.Tensor  # how many tokens the two statistics above cover (0: no correction)
 
 
 def grpo_loss(
@@ -80,8 +82,12 @@ def grpo_loss(
     is_cap: float | None = 2.0,
     valid: torch.Tensor | None = None,
     reduction: Literal["mean", "sum"] = "mean",
+    sampler_rows: torch.Tensor | None = None,
 ) -> GRPOLossOutput:
-    """GRPO loss from per-token log-probs [N, T] of the policy (with grad), sampler and reference."""
+    """GRPO loss from per-token log-probs [N, T] of the policy (with grad), sampler and reference.
+
+    `sampler_rows` [N] (bool) marks the rollouts whose `sampler_logprobs` row is real (default: all); the
+    others are trained without the correction (w = 1), the rest of the micro-batch keeps it."""
     mask = mask.to(logprobs.dtype)
     if valid is None:
         valid = torch.ones(logprobs.shape[0], dtype=torch.bool, device=logprobs.device)
@@ -89,12 +95,16 @@ def grpo_loss(
     token_mask = mask * row[:, None]
 
     if sampler_logprobs is not None and is_cap is not None:
+        has = torch.ones_like(row, dtype=torch.bool) if sampler_rows is None else sampler_rows.to(row.device)
+        weighted_mask = token_mask * has.to(token_mask.dtype)[:, None]
         raw = torch.exp(logprobs.detach() - sampler_logprobs.detach())
+        raw = torch.where(has[:, None], raw, torch.ones_like(raw))
         weight = raw.clamp(max=is_cap)
-        clipped = ((raw > is_cap).to(logprobs.dtype) * token_mask).sum() / token_mask.sum().clamp(min=1)
     else:
-        weight = torch.ones_like(logprobs)
-        clipped = logprobs.new_zeros(())
+        weighted_mask = torch.zeros_like(token_mask)
+        raw = weight = torch.ones_like(logprobs)
+    weighted_tokens = weighted_mask.sum()
+    clipped = ((raw > (is_cap or float("inf"))).to(logprobs.dtype) * weighted_mask).sum() / weighted_tokens.clamp(min=1)
     pg = weight * advantages.to(logprobs)[:, None] * torch.exp(logprobs - logprobs.detach())
 
     if ref_logprobs is not None and beta > 0:
@@ -112,6 +122,8 @@ def grpo_loss(
         loss=loss,
         policy_gradient=((pg.detach() * token_mask).sum() / n_valid),
         kl=(k3.detach() * token_mask).sum() / n_tokens,
-        importance_weight=(weight * token_mask).sum() / n_tokens,
+        importance_weight=(weight * weighted_mask).sum() / weighted_tokens if weighted_tokens > 0
+        else logprobs.new_ones(()),
         clipped_fraction=clipped.detach(),
+        weighted_tokens=weighted_tokens.detach(),
     )

@@ -93,14 +93,26 @@ def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     return blocks
 
 
-def shard_model(model: torch.nn.Module, cfg: ShardingConfig) -> None:
-    """Shard `model` in place across the default process group: each block, then the rest (embeddings,
-    final norm, head) as the root. Trainable parameters become DTensor shards."""
-    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
+def mixed_precision_policy(cfg: ShardingConfig, compute_dtype: torch.dtype | None = None):
+    """FSDP2's MixedPrecisionPolicy for a player: weights gathered in `param_dtype` (else the player's compute
+    dtype, else as stored), gradients reduced in `reduce_dtype` (else float32 whenever the gathered weights are
+    lower precision, so that the reduce-scatter does not round the float32 masters' gradients)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
 
-    mp = MixedPrecisionPolicy(
-        param_dtype=_DTYPES.get(cfg.param_dtype or ""), reduce_dtype=_DTYPES.get(cfg.reduce_dtype or "")
-    )
+    param_dtype = _DTYPES.get(cfg.param_dtype or "") or compute_dtype
+    reduce_dtype = _DTYPES.get(cfg.reduce_dtype or "")
+    if reduce_dtype is None and param_dtype is not None and param_dtype != torch.float32:
+        reduce_dtype = torch.float32
+    return MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
+
+
+def shard_model(model: torch.nn.Module, cfg: ShardingConfig, compute_dtype: torch.dtype | None = None) -> None:
+    """Shard `model` in place across the default process group: each block, then the rest (embeddings,
+    final norm, head) as the root. Trainable parameters become DTensor shards, kept in their stored dtype
+    (the master weights); forward and backward run in `mixed_precision_policy(cfg, compute_dtype)`."""
+    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+
+    mp = mixed_precision_policy(cfg, compute_dtype)
     offload = CPUOffloadPolicy() if cfg.cpu_offload else OffloadPolicy()
     blocks = _blocks(model)
     for block in blocks:

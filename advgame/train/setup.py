@@ -19,6 +19,7 @@ from advgame.game.step import Game, GameJudges
 from advgame.judges.base import RoleView
 from advgame.judges.factory import build_judge
 from advgame.models.loading import load_model, peft_lora_config
+from advgame.models.precision import check_resolved_storage, compute_dtype, enable_autocast
 from advgame.models.sharding import shard_model
 from advgame.models.shared_base import PLAYER_ADAPTERS, shared_base_views
 from advgame.player import Player
@@ -41,10 +42,12 @@ def build_players(cfg: RunConfig) -> tuple[Player, Player]:
 def _player(name: str, model_cfg: ModelConfig, cfg: RunConfig) -> Player:
     torch.manual_seed(cfg.seed)  # LoRA initialisation is random: make it a function of the run seed
     if cfg.train.sharding.strategy != "fsdp" or not distributed.active():
-        return _finish_player(Player.load(name, model_cfg, cfg.ema), cfg)
+        player = Player.load(name, model_cfg, cfg.ema)
+        enable_autocast(player.model, compute_dtype(model_cfg))  # fp32 masters, bf16 compute (docs/precision.md)
+        return _finish_player(player, cfg)
     model, tokenizer = load_model(model_cfg)
     distributed.broadcast_module(model)  # every process starts from rank 0's weights, then keeps 1/N of them
-    shard_model(model, cfg.train.sharding)
+    shard_model(model, cfg.train.sharding, compute_dtype(model_cfg))  # MixedPrecisionPolicy instead of autocast
     return _finish_player(Player(name=name, model=model, tokenizer=tokenizer, ema_cfg=cfg.ema), cfg)
 
 
@@ -54,6 +57,7 @@ def _shared_base_players(cfg: RunConfig) -> tuple[Player, Player]:
     torch.manual_seed(cfg.seed)
     views = shared_base_views(base, {"attacker": peft_lora_config(cfg.attacker.lora),
                                      "defender": peft_lora_config(cfg.defender.lora)})
+    enable_autocast(views["attacker"], compute_dtype(cfg.attacker))  # the shared base's forward serves both
     players = [Player(name=n, model=views[n], tokenizer=tokenizer, ema_cfg=cfg.ema) for n in PLAYER_ADAPTERS]
     return tuple(_finish_player(p, cfg) for p in players)
 
@@ -61,6 +65,8 @@ def _shared_base_players(cfg: RunConfig) -> tuple[Player, Player]:
 def _finish_player(player: Player, cfg: RunConfig) -> Player:
     """The player's generation engine (when not in-process HF), optimiser and schedule."""
     model_cfg = cfg.defender if player.name == "defender" else cfg.attacker
+    storage = next(p for p in player.model.parameters() if p.requires_grad).dtype  # `dtype: auto` resolved
+    check_resolved_storage("defender" if player.name == "defender" else "attacker", model_cfg, cfg.optim.lr, storage)
     if model_cfg.engine.kind != "hf":
         player.backend = build_engine(model_cfg, player.tokenizer, player.name, cfg.seed)
         player.engine_sync = EngineSync(player.backend, player.name, model_cfg.engine.exchange_dir)
