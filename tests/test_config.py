@@ -80,10 +80,12 @@ EXPECTED = {
     "cpu_demo": {
         "attacker.path": "smollm2", "defender.path": "smollm2", "attacker.finetune": "lora", "defender.finetune": "lora",
         "attacker.dtype": "float32", "attacker.compute_dtype": None, "attacker.device": "cpu",
-        "attacker.lora.r": 8, "defender.lora.r": 16, "optim.lr": 5e-3, "loss.type": "dpo", "ema.decay": 0.5,
+        "attacker.lora.r": 8, "defender.lora.r": 16, "optim.lr": 5e-4, "loss.type": "dpo", "ema.decay": 0.9,
         "ema.sample_from_ema": True, "game.attacker_format": "plain", "game.direct_seeds": True,
         "game.penalize_truncated_answers": False, "judges.default.kind": "heuristic",
-        "data.harmful": "builtin:demo_harmful", "data.benign": "builtin:demo_benign", "train.steps": 8,
+        "data.harmful": "builtin:demo_harmful", "data.benign": "builtin:demo_benign", "train.steps": 6,
+        "warm_start.enabled": True, "data.heldout": 64, "data.tune": 32, "train.validate_on": "heldout",
+        "attacker_sampling.stop": ["\n"],
     },
 }
 

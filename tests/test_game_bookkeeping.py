@@ -192,7 +192,7 @@ def test_clip_rejected_on_truncation_can_be_turned_off():
 @pytest.mark.parametrize("clip", [True, False])
 def test_update_players_reads_the_clipping_option(clip):
     """`loss.clip_rejected_on_truncation` reaches the pairs the Defender trains on."""
-    from advgame.config.schema import LossConfig
+    from advgame.config.schema import GameConfig, LossConfig
     from advgame.game import step, update
 
     tree, _, _, _ = _play()
@@ -204,7 +204,7 @@ def test_update_players_reads_the_clipping_option(clip):
 
     game = SimpleNamespace(
         cfg=SimpleNamespace(loss=LossConfig(clip_rejected_on_truncation=clip), train=SimpleNamespace(microbatch_size=4),
-                            optim=SimpleNamespace(max_grad_norm=1.0)),
+                            optim=SimpleNamespace(max_grad_norm=1.0), game=GameConfig()),
         attacker=SimpleNamespace(name="attacker"), defender=SimpleNamespace(name="defender"),
     )
     original = update.preference_backward
