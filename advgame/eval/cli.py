@@ -14,19 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from advgame.cli_args import POSITIVE
+
 SUMMARY = "score a model on safety, over-refusal and utility benchmarks"
 EXIT_USAGE = 1
 EXIT_UNAVAILABLE = 3
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
@@ -55,24 +47,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier", default="refusal-string",
                    help=f"comma-separated: {', '.join(CLASSIFIERS)}; refusal-string beside llm-judge also reports "
                         "how often their refusal verdicts disagree")
-    p.add_argument("--limit", type=_positive, help="first N items of each benchmark (N >= 1)")
+    p.add_argument("--limit", type=POSITIVE, help="first N items of each benchmark (N >= 1)")
     p.add_argument("--data-file", action="append", metavar="NAME=PATH", help="local file for a benchmark (repeatable)")
     p.add_argument("--baseline-answers", action="append", metavar="NAME=PATH", help="baseline answers for win-rate benchmarks")
     p.add_argument("--output-dir", help="where answers, verdicts and results go (default eval_results/<model>)")
     d = p.add_argument_group("decoding (recorded in every result)")
-    d.add_argument("--max-new-tokens", type=_positive, help="generation cap (default 256; lm-eval tasks: the task's own)")
+    d.add_argument("--max-new-tokens", type=POSITIVE, help="generation cap (default 256; lm-eval tasks: the task's own)")
     d.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; resumes reproduce exactly)")
     d.add_argument("--top-p", type=float, default=1.0)
-    d.add_argument("--batch-size", type=_positive, default=8)
+    d.add_argument("--batch-size", type=POSITIVE, default=8)
     p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
-    p.add_argument("--resamples", type=_positive, default=2000, help="bootstrap resamples for the 95%% CI")
+    p.add_argument("--resamples", type=POSITIVE, default=2000, help="bootstrap resamples for the 95%% CI")
     p.add_argument("--device", default="auto")
     j = p.add_argument_group("LLM judge (llm-judge classifier, win-rate benchmarks)")
     j.add_argument("--judge-model", help="in-process judge model (path/alias/hub id)")
     j.add_argument("--judge-endpoint", help="OpenAI-compatible base URL of the judge")
     j.add_argument("--judge-endpoint-model", help="model name at --judge-endpoint")
     j.add_argument("--judge-api-key-env", default="OPENAI_API_KEY")
-    j.add_argument("--judge-max-new-tokens", type=_positive, default=512)
+    j.add_argument("--judge-max-new-tokens", type=POSITIVE, default=512)
     p.add_argument("--guard-path", help="local weights dir for a guard classifier (harmbench-cls, wildguard, llama-guard-3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)

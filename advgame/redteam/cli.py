@@ -15,24 +15,10 @@ import re
 import sys
 from pathlib import Path
 
+from advgame.cli_args import NON_NEGATIVE, POSITIVE, POSITIVE_FLOAT
+
 SUMMARY = "run the trained Attacker, PAIR, TAP and GCG against a target"
 EXIT_ERROR = 1
-
-
-def _at_least(low: float, kind=int):
-    """An argparse type: a number of `kind` that is at least `low` (budgets of 0 or -1 are errors, not no-ops)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if not value >= low or value == float("inf"):  # NaN fails the first test
-            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
-        return value
-    return parse
-
-
-POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--limit", type=POSITIVE, help="first N behaviours only")
     a.add_argument("--classifier", default="refusal-string", help="success classifier (eval registry name)")
     a.add_argument("--max-queries", type=POSITIVE, default=20, help="target queries per attack and behaviour")
-    a.add_argument("--max-seconds", type=_at_least(1e-9, float), default=300.0, help="seconds per attack and behaviour")
+    a.add_argument("--max-seconds", type=POSITIVE_FLOAT, default=300.0, help="seconds per attack and behaviour")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", help="output dir; None means runs/redteam/<target>. Rerun into it to resume")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")

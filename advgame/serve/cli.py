@@ -17,6 +17,8 @@ import logging
 import os
 import sys
 
+from advgame.cli_args import PORT, POSITIVE, POSITIVE_FLOAT
+
 SUMMARY = "serve a checkpoint or model over an OpenAI-compatible API"
 EPILOG = """limits (each refused with a one-line JSON error, never a traceback):
   body        over --max-request-bytes -> 413; not received within --body-timeout -> 408
@@ -34,34 +36,6 @@ See docs/serve.md."""
 EXIT_ERROR = 1
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {value}")
-    return value
 LOOPBACK_NAMES = {"localhost"}
 
 
@@ -74,25 +48,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "smollm2, tiny:llama ...")
     p.add_argument("--adapter", help="extra LoRA adapter dir applied on top of the model")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
-    p.add_argument("--port", type=_port, default=8000, help="TCP port (0..65535)")
+    p.add_argument("--port", type=PORT, default=8000, help="TCP port (0..65535)")
     p.add_argument("--token-env", default="ADVGAME_SERVE_TOKEN", help="env var holding the bearer token")
     p.add_argument("--no-auth", action="store_true", help="serve without a token (do not expose it)")
     lim = p.add_argument_group("limits (see below and docs/serve.md)")
-    lim.add_argument("--max-request-bytes", type=_positive_int, default=1_000_000, help="larger bodies get 413")
-    lim.add_argument("--max-prompt-tokens", type=_positive_int, default=4096,
+    lim.add_argument("--max-request-bytes", type=POSITIVE, default=1_000_000, help="larger bodies get 413")
+    lim.add_argument("--max-prompt-tokens", type=POSITIVE, default=4096,
                      help="longer prompts get 400 (also capped at the model's context - 1)")
-    lim.add_argument("--max-tokens-limit", type=_positive_int, default=1024, help="cap on max_tokens per request")
-    lim.add_argument("--max-n", type=_positive_int, default=8, help="cap on n per request")
-    lim.add_argument("--max-concurrent", type=_positive_int, default=32,
+    lim.add_argument("--max-tokens-limit", type=POSITIVE, default=1024, help="cap on max_tokens per request")
+    lim.add_argument("--max-n", type=POSITIVE, default=8, help="cap on n per request")
+    lim.add_argument("--max-concurrent", type=POSITIVE, default=32,
                      help="completions running or queued; more get 503")
-    lim.add_argument("--small-request-tokens", type=_positive_int, default=256,
+    lim.add_argument("--small-request-tokens", type=POSITIVE, default=256,
                      help="prompt + n x max_tokens at or under this preempts larger generations")
-    lim.add_argument("--max-connections", type=_positive_int, default=64, help="open connections; more get 503")
-    lim.add_argument("--header-timeout", type=_positive_float, default=10.0,
+    lim.add_argument("--max-connections", type=POSITIVE, default=64, help="open connections; more get 503")
+    lim.add_argument("--header-timeout", type=POSITIVE_FLOAT, default=10.0,
                      help="seconds for a client to send its request headers")
-    lim.add_argument("--body-timeout", type=_positive_float, default=30.0, help="seconds to receive a request body")
-    lim.add_argument("--keep-alive-timeout", type=_positive_int, default=5, help="idle keep-alive seconds")
-    lim.add_argument("--shutdown-timeout", type=_positive_int, default=5,
+    lim.add_argument("--body-timeout", type=POSITIVE_FLOAT, default=30.0, help="seconds to receive a request body")
+    lim.add_argument("--keep-alive-timeout", type=POSITIVE, default=5, help="idle keep-alive seconds")
+    lim.add_argument("--shutdown-timeout", type=POSITIVE, default=5,
                      help="seconds a shutdown waits for open requests")
     p.add_argument("--served-model-name", help="model id reported by the API; None means the model argument")
     p.set_defaults(run=run)
