@@ -63,14 +63,15 @@ def _update_moves(tmp_path, family: str, monkeypatch, swap: bool = False):
     if swap:  # a bug that trains on the rejected sample as if it were the chosen one
         real_pair = signals.preference_pair
 
-        def swapped(samples, clip_truncated=True):
-            pair = real_pair(samples, clip_truncated)
+        def swapped(samples, rng=None, clip_truncated=True):
+            pair = real_pair(samples, rng, clip_truncated)
             return pair and signals.Pair(pair.prompt_ids, pair.rejected_ids, pair.chosen_ids, pair.reward_gap)
 
         monkeypatch.setattr(signals, "preference_pair", swapped)
         for fn in (signals.attacker_rollouts, signals.defender_rollouts):  # GRPO: the same bug is a sign error on the reward
-            monkeypatch.setattr(signals, fn.__name__, lambda tree, _fn=fn: [
-                signals.Rollout(r.prompt_ids, r.completion_ids, -r.reward, r.group, r.sampler_logprobs) for r in _fn(tree)])
+            monkeypatch.setattr(signals, fn.__name__, lambda tree, rng=None, _fn=fn: [
+                signals.Rollout(r.prompt_ids, r.completion_ids, -r.reward, r.group, r.sampler_logprobs)
+                for r in _fn(tree, rng)])
     step.update_players(game, tree, ("attacker", "defender"))
     moved = {role: _margin(players[role], judged[role]) - before[role] for role in players}
     return judged, moved, received, expected

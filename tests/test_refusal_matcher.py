@@ -192,6 +192,7 @@ def test_redteam_names_the_same_classifier(tmp_path):
 def test_validation_passes_the_seed_as_request():
     class Stub:
         backend = ScriptedBackend(lambda p, k: "No, it is not safe." if p.startswith("Is") else "No, I won't.")
+        initial, is_sharded = None, False  # no θ₀ kept: validation reports no fluency
 
         @contextmanager
         def current_weights(self):
