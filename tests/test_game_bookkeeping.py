@@ -3,6 +3,7 @@ selection, pairs (ties dropped, judge failures excluded, clipping) and GRPO roll
 
 from __future__ import annotations
 
+import random
 from contextlib import nullcontext
 from types import SimpleNamespace
 
@@ -123,6 +124,18 @@ def test_pairs_ties_penalties_and_clipping():
     assert len(dfd) == 2
     clipped = next(p for p in dfd if p.reward_gap == pytest.approx(3.0))
     assert len(clipped.rejected_ids) == len(clipped.chosen_ids)
+
+
+def test_min_reward_gap_drops_only_the_pairs_below_it():
+    tree, _, _, _ = _play()
+    # defender gaps 6 (x00) and 3 (x20, clipped); attacker gaps 2 and 8 (see the test above)
+    assert sorted(p.reward_gap for p in signals.defender_pairs(tree, min_gap=4.0)) == [pytest.approx(6.0)]
+    assert sorted(p.reward_gap for p in signals.attacker_pairs(tree, min_gap=2.0)) == [pytest.approx(2.0),
+                                                                                      pytest.approx(8.0)]
+    assert signals.attacker_pairs(tree, min_gap=8.5) == []
+    # the control shuffles within a group, so it keeps the same groups above the gap
+    control = signals.defender_pairs(tree, random.Random(0), min_gap=4.0)
+    assert [p.reward_gap for p in control] == [pytest.approx(6.0)]
 
 
 def test_judge_failures_are_excluded_never_scored():

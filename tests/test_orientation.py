@@ -63,8 +63,8 @@ def _update_moves(tmp_path, family: str, monkeypatch, swap: bool = False):
     if swap:  # a bug that trains on the rejected sample as if it were the chosen one
         real_pair = signals.preference_pair
 
-        def swapped(samples, rng=None, clip_truncated=True):
-            pair = real_pair(samples, rng, clip_truncated)
+        def swapped(*args):
+            pair = real_pair(*args)
             return pair and signals.Pair(pair.prompt_ids, pair.rejected_ids, pair.chosen_ids, pair.reward_gap)
 
         monkeypatch.setattr(signals, "preference_pair", swapped)

@@ -166,6 +166,14 @@ class LossConfig(Section):
         "batch", description="GRPO baseline: mean reward over the whole split batch ('batch', as the authors) or per group."
     )
     scale_advantage: bool = Field(False, description="GRPO: divide advantages by their standard deviation.")
+    min_reward_gap: float = Field(
+        0.0, ge=0,
+        description=(
+            "DPO/IPO: form a pair only when the chosen and rejected rewards differ by at least this much (0: any "
+            "strict difference, as in the paper). A small gap is often the judge's noise rather than a preference; "
+            "the random-preference control keeps the same groups, since shuffling keeps each group's gap."
+        ),
+    )
     clip_rejected_on_truncation: bool = Field(
         True,
         description=(

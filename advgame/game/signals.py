@@ -52,16 +52,20 @@ def shuffled(rewards: list[float | None], rng: random.Random | None) -> list[flo
 
 
 def preference_pair(
-    samples: list[tuple[float | None, Completion]], rng: random.Random | None = None, clip_truncated: bool = True
+    samples: list[tuple[float | None, Completion]],
+    rng: random.Random | None = None,
+    clip_truncated: bool = True,
+    min_gap: float = 0.0,
 ) -> Pair | None:
-    """The (argmax, argmin) pair of a group of (reward, completion), or None on a tie or too few rewards."""
+    """The (argmax, argmin) pair of a group of (reward, completion), or None on a tie, a gap under `min_gap`
+    or too few rewards."""
     rewards = shuffled([r for r, _ in samples], rng)
     scored = [(r, i, c) for i, (r, (_, c)) in enumerate(zip(rewards, samples, strict=True)) if r is not None]
     if len(scored) < 2:
         return None
     best = max(scored, key=lambda t: (t[0], -t[1]))
     worst = min(scored, key=lambda t: (t[0], t[1]))
-    if best[0] == worst[0]:
+    if best[0] == worst[0] or best[0] - worst[0] < min_gap:
         return None
     chosen, rejected = best[2], worst[2]
     rejected_ids = rejected.token_ids
@@ -80,16 +84,20 @@ def _defender_groups(tree: list[SeedNode]) -> list[list[tuple[float | None, Comp
     return [[(a.reward, a.completion) for a in r.answers] for r in rewrites(tree) if r.answers]
 
 
-def attacker_pairs(tree: list[SeedNode], rng: random.Random | None = None, clip_truncated: bool = True) -> list[Pair]:
-    return _pairs(_attacker_groups(tree), rng, clip_truncated)
+def attacker_pairs(
+    tree: list[SeedNode], rng: random.Random | None = None, clip_truncated: bool = True, min_gap: float = 0.0
+) -> list[Pair]:
+    return _pairs(_attacker_groups(tree), rng, clip_truncated, min_gap)
 
 
-def defender_pairs(tree: list[SeedNode], rng: random.Random | None = None, clip_truncated: bool = True) -> list[Pair]:
-    return _pairs(_defender_groups(tree), rng, clip_truncated)
+def defender_pairs(
+    tree: list[SeedNode], rng: random.Random | None = None, clip_truncated: bool = True, min_gap: float = 0.0
+) -> list[Pair]:
+    return _pairs(_defender_groups(tree), rng, clip_truncated, min_gap)
 
 
-def _pairs(groups, rng: random.Random | None, clip_truncated: bool) -> list[Pair]:
-    pairs = (preference_pair(group, rng, clip_truncated) for group in groups)
+def _pairs(groups, rng: random.Random | None, clip_truncated: bool, min_gap: float) -> list[Pair]:
+    pairs = (preference_pair(group, rng, clip_truncated, min_gap) for group in groups)
     return [p for p in pairs if p is not None]
 
 

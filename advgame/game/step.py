@@ -143,7 +143,7 @@ def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...], con
             stats = update.grpo_backward(player, batch, cfg.loss, cfg.train.microbatch_size, uses_sampler_logprobs(cfg))
         else:
             pairs = signals.attacker_pairs if role == "attacker" else signals.defender_pairs
-            batch = pairs(tree, rng, clip_truncated=cfg.loss.clip_rejected_on_truncation)
+            batch = pairs(tree, rng, cfg.loss.clip_rejected_on_truncation, cfg.loss.min_reward_gap)
             stats = update.preference_backward(player, batch, cfg.loss, cfg.train.microbatch_size)
         metrics[f"{role}/{'rollouts' if cfg.loss.type == 'grpo' else 'pairs'}"] = stats.total  # all processes
         metrics[f"{role}/loss"] = stats.loss
