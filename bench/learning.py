@@ -105,6 +105,34 @@ def point(records: list[dict]) -> dict[str, float]:
             "fluency_nll": float(np.mean(nll)) if nll else float("nan")}
 
 
+def pair_kinds(run_dir: Path) -> dict[str, int]:
+    """The Defender's judged contrasts over the run's training steps, by class and kind, e.g. "benign C>R": a
+    complying answer judged above a refusing one (R/C by refusal-string@3). Counts the groups whose best and
+    worst rewards differ by at least the run's loss.min_reward_gap, i.e. the pairs the game formed (a control's
+    pairs come from the same groups, with a random order)."""
+    from collections import Counter
+
+    import yaml
+
+    from advgame.judges.refusal import is_refusal
+
+    min_gap = (yaml.safe_load((run_dir / "config.yaml").read_text()).get("loss") or {}).get("min_reward_gap", 0.0)
+    kinds: Counter = Counter()
+    for line in (run_dir / "rollouts.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("split") == "valid":
+            continue
+        for rewrite in record["rewrites"]:
+            scored = sorted((a for a in rewrite["answers"] if a.get("reward") is not None), key=lambda a: a["reward"])
+            if len(scored) < 2 or scored[-1]["reward"] == scored[0]["reward"]:
+                continue
+            if scored[-1]["reward"] - scored[0]["reward"] < min_gap:
+                continue
+            kind = ">".join("R" if is_refusal(a["text"], record["seed"]) else "C" for a in (scored[-1], scored[0]))
+            kinds[f"{record['category']} {kind}"] += 1
+    return dict(sorted(kinds.items()))
+
+
 def two_level_ci(per_seed: list[list[dict]], resamples: int = 2000, seed: int = 0) -> dict[str, list[float]]:
     """95% percentile interval of the seed-mean of each metric: resample seeds, then answers within each."""
     rng = np.random.default_rng(seed)
@@ -134,6 +162,7 @@ def summarise(runs: dict[str, list[Path]]) -> dict:
                 arm_out[m]["mean"].append(float(np.mean([p[m] for p in points])))
                 arm_out[m]["ci95"].append(ci[m])
                 arm_out[m]["per_seed"].append([p[m] for p in points])
+        arm_out["defender_pair_kinds"] = [pair_kinds(d) for d in dirs]
         out[arm] = arm_out
     return out
 
@@ -232,10 +261,13 @@ def main() -> None:
         t.add_column("setting")
         for m in METRICS:
             t.add_column(m, justify="right")
+        t.add_column("Defender pairs: benign C>R / harmful R>C / all", justify="right")
         for label, s in rows.items():
             fmt = {m: ("{:.2f}" if m == "fluency_nll" else "{:.1f}") for m in METRICS}
             k = {m: (1 if m == "fluency_nll" else 100) for m in METRICS}
-            t.add_row(label, *[" -> ".join(fmt[m].format(k[m] * v) for v in s[m]["mean"]) for m in METRICS])
+            kinds = s["defender_pair_kinds"][0]
+            t.add_row(label, *[" -> ".join(fmt[m].format(k[m] * v) for v in s[m]["mean"]) for m in METRICS],
+                      f"{kinds.get('benign C>R', 0)} / {kinds.get('harmful R>C', 0)} / {sum(kinds.values())}")
         console.print(t)
         path = RESULTS / ("learning_sweep.json" if args.grid == "lr" else f"learning_sweep_{args.grid}.json")
         write_text_atomic(path, json.dumps({"command": " ".join(sys.argv), "base_overrides": base, "seed": args.seeds[0],
