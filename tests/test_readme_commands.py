@@ -296,19 +296,30 @@ def test_python_example_runs_on_a_tiny_model():
 
 
 def _slug(heading: str) -> str:
-    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-    return text.replace(" ", "-")
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def test_local_links_and_anchors_exist():
-    for target in re.findall(r"\]\(([^)\s]+)\)", readme_text()):
-        if "://" in target:
+def _headings(path: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+    return {_slug(h) for h in re.findall(r"^#+ (.*)$", text, re.MULTILINE)}
+
+
+@pytest.mark.parametrize(
+    "page", ["README.md", "CONTRIBUTING.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))]
+)
+def test_local_links_and_anchors_exist(page):
+    """Every relative link of the README, CONTRIBUTING.md and the docs pages reaches a file (and heading)."""
+    source = ROOT / page if (ROOT / page).exists() else ROOT / "docs" / page
+    text = re.sub(r"^```.*?^```", "", source.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if "://" in target or target.startswith("mailto:"):
             continue
         path, _, anchor = target.partition("#")
-        assert (ROOT / path).exists(), f"README links to {path}, which does not exist"
+        linked = source.parent / path if path else source
+        assert linked.exists(), f"{page} links to {path}, which does not exist"
         if anchor:
-            headings = re.findall(r"^#+ (.*)$", (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE)
-            assert anchor in {_slug(h) for h in headings}, f"{path} has no heading #{anchor}"
+            assert anchor in _headings(linked), f"{page} links to {target}: no such heading"
 
 
 def test_licence_and_citation_match_the_package():
