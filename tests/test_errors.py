@@ -21,9 +21,10 @@ from tests.test_train_e2e import tiny_config
 
 
 @pytest.mark.parametrize("error, also", [
-    (ConfigError, ValueError), (LauncherError, ConfigError), (DataError, ValueError), (SeedDataError, DataError),
-    (TableError, DataError), (ModelNotFoundError, FileNotFoundError), (DeviceUnavailable, RuntimeError),
-    (CheckpointError, RuntimeError), (JudgeUnavailable, RuntimeError), (MissingExtraError, ImportError),
+    (ConfigError, ValueError), (LauncherError, ConfigError), (DataError, ValueError),
+    (SeedDataError, DataError), (TableError, DataError), (ModelNotFoundError, FileNotFoundError),
+    (DeviceUnavailable, RuntimeError), (CheckpointError, RuntimeError), (JudgeUnavailable, RuntimeError),
+    (MissingExtraError, ImportError),
 ])
 def test_each_project_error_is_an_advgame_error_and_keeps_its_builtin_base(error, also):
     assert issubclass(error, AdvGameError) and issubclass(error, also)
@@ -37,7 +38,10 @@ def test_bad_input_found_during_the_run_is_one_line(tmp_path, capsys):
     assert "data.heldout=8 leaves no harmful training seeds" in err
 
 
-@pytest.mark.parametrize("bug", [ValueError("a bug deep in the run"), KeyError("missing"), TypeError("bad call")])
+BUGS = [ValueError("a bug deep in the run"), KeyError("missing"), TypeError("bad call")]
+
+
+@pytest.mark.parametrize("bug", BUGS)
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch, bug):
     def broken(*args, **kwargs):
         raise bug
@@ -48,9 +52,21 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch, bug):
 
 
 def test_a_project_error_raised_anywhere_in_the_run_is_one_line(tmp_path, monkeypatch, capsys):
+    message = "judge 'x' at http://127.0.0.1:1: connection refused"
+
     def unavailable(*args, **kwargs):
-        raise JudgeUnavailable("judge 'x' at http://127.0.0.1:1: connection refused")
+        raise JudgeUnavailable(message)
 
     monkeypatch.setattr(trainer, "train", unavailable)
     assert run_training(tiny_config(tmp_path), str(tmp_path / "run")) == EXIT_BAD_INPUT
-    assert capsys.readouterr().err.strip() == "advgame train: judge 'x' at http://127.0.0.1:1: connection refused"
+    assert capsys.readouterr().err.strip() == f"advgame train: {message}"
+
+
+def test_a_game_built_from_another_config_is_a_programming_error(tmp_path):
+    from tests.scripted import scripted_game
+
+    cfg = tiny_config(tmp_path)
+    game = scripted_game(cfg)
+    with pytest.raises(ValueError, match="built from another config") as caught:
+        trainer.train(cfg.model_copy(update={"seed": 1}), tmp_path / "run", game=game)
+    assert not isinstance(caught.value, AdvGameError)  # not bad input: the CLI keeps its traceback

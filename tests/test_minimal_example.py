@@ -58,8 +58,9 @@ def defender_reply(prompt: str, k: int):
 
 def _setup(tmp_path):
     ex = load_example()
-    args = ex.Args(seed=0, seeds_per_split=3, num_attacker_samples=3, num_defender_samples=3, max_new_tokens=8,
-                   attacker_format="nothink", beta=0.1, ema_decay=0.5, lr=1e-3, max_grad_norm=1.0)
+    args = ex.Args(seed=0, seeds_per_split=3, num_attacker_samples=3, num_defender_samples=3,
+                   max_new_tokens=8, attacker_format="nothink", beta=0.1, ema_decay=0.5, lr=1e-3,
+                   max_grad_norm=1.0)
     full = {"path": "tiny-llama", "finetune": "full", "device": "cpu"}
     sampling = {"max_new_tokens": args.max_new_tokens, "batch_size": 64, "temperature": args.temperature,
                 "top_p": args.top_p}
@@ -172,8 +173,9 @@ def test_the_example_samples_from_the_ema_as_the_game_does(tmp_path):
         got = ex.sample(mine, prompts, 2, 7, args)
         assert [(s.prompt_ids, s.ids, s.truncated) for s in got] == \
             [(c.prompt_ids, c.token_ids, c.truncated) for c in expected]
-        live = generate(theirs.model, theirs.tokenizer, prompts, game.cfg.attacker_sampling, seed=7, num_samples=2)
-        assert [c.token_ids for c in live.completions] != [s.ids for s in got]  # the EMA did the sampling
+        live = generate(theirs.model, theirs.tokenizer, prompts, game.cfg.attacker_sampling, seed=7,
+                        num_samples=2).completions
+        assert [c.token_ids for c in live] != [s.ids for s in got]  # the EMA did the sampling
 
 
 def test_the_example_runs_as_a_script():
