@@ -98,7 +98,8 @@ class Player:
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:
-        torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1.0 - decay)  # θ̄ ← d·θ̄ + (1−d)·θ
+        for ema, p in zip(self.ema, self.params):
+            ema.lerp_(p.detach(), 1.0 - decay)  # θ̄ ← d·θ̄ + (1−d)·θ
 
 
 def derive_seed(*parts: object) -> int:
