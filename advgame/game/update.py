@@ -99,12 +99,20 @@ def grpo_backward(
         return out.loss
 
     stats = backward_mean(player, list(zip(rollouts, adv)), microbatch, logprobs, loss, sums)
-    if use_sampler_logprobs and cfg.is_cap is not None and stats.total > 0:  # token means, all processes
-        n = global_sum(weighted["n"])
-        stats.extra["importance_weight"] = global_sum(weighted["weight"]) / n if n else float("nan")
-        stats.extra["is_clipped_fraction"] = global_sum(weighted["clipped"]) / n if n else float("nan")
-        stats.extra["sampler_logprobs_missing"] = global_sum(weighted["missing"]) / stats.total
+    if use_sampler_logprobs and cfg.is_cap is not None and stats.total > 0:
+        stats.extra.update(_importance_weight_means(weighted, stats.total))
     return stats
+
+
+def _importance_weight_means(weighted: Counter, total: float) -> dict[str, float]:
+    """Over all processes: the mean truncated weight and the clipped fraction per weighted token, and the
+    fraction of rollouts trained without sampler log-probs."""
+    n = global_sum(weighted["n"])
+    return {
+        "importance_weight": global_sum(weighted["weight"]) / n if n else float("nan"),
+        "is_clipped_fraction": global_sum(weighted["clipped"]) / n if n else float("nan"),
+        "sampler_logprobs_missing": global_sum(weighted["missing"]) / total,
+    }
 
 
 def _sampler_logprobs(mb: Sequence[tuple[Rollout, torch.Tensor]], pol: CompletionLogprobs, counts: Counter):
