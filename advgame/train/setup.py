@@ -95,13 +95,15 @@ def build_judges(cfg: RunConfig, attacker: Player, defender: Player) -> GameJudg
 
 def game_judges(cfg: RunConfig, faithfulness: Judge, defender: Judge, attacker: Judge | None) -> GameJudges:
     """The game's judges from built ones: each role sees its judge through a view with its own counters
-    (even when roles share one judge), and scores in its configured mode. No attacker judge when the
-    Attacker does not train."""
+    (even when roles share one judge), and scores in its configured mode. The attacker judge is used only
+    when the Attacker trains."""
+    if cfg.game.train_attacker and attacker is None:
+        raise ValueError("game.train_attacker is on: the game needs an attacker judge")
     return GameJudges(
         faithfulness=RoleView(faithfulness, "faithfulness"),
         defender=RoleJudge(RoleView(defender, "defender"), cfg.judges.for_role("defender").mode),
         attacker=(RoleJudge(RoleView(attacker, "attacker"), cfg.judges.for_role("attacker").mode)
-                  if cfg.game.train_attacker and attacker is not None else None),
+                  if cfg.game.train_attacker else None),
     )
 
 
