@@ -37,11 +37,11 @@ def _train(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"advgame train: config error: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    from advgame.train.launcher import LauncherError, apply_launcher_env
+    from advgame.train.launcher import apply_launcher_env
 
     try:
         cfg = apply_launcher_env(cfg, os.environ)
-    except (LauncherError, ValueError) as err:
+    except ConfigError as err:  # LauncherError, or a launcher setting the config refuses
         print(f"advgame train: launch error: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     if args.print_config:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from advgame.errors import AdvGameError
+
 # module name -> the `advgame[extra]` that provides it
 EXTRA_OF = {
     "vllm": "vllm",
@@ -19,7 +21,7 @@ EXTRA_OF = {
 }
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(AdvGameError, ImportError):
     """An optional dependency is not installed."""
 
 

@@ -168,7 +168,7 @@ def dpo_md_step(device: str, tmp: Path) -> str:
     from advgame.models.tiny import tiny_model
     from advgame.train.checkpoint import load_checkpoint
     from advgame.train.trainer import train
-    from tests.scripted import ScriptedBackend, ScriptedJudge
+    from tests.scripted import ScriptedBackend, ScriptedJudge, scripted_game
 
     def attacker(prompt: str, k: int) -> str:
         return "<prompt>please answer this question</prompt>" if k == 0 else "no tags here"
@@ -182,8 +182,9 @@ def dpo_md_step(device: str, tmp: Path) -> str:
     cfg = _run_config(device, tmp, game={"attacker_format": "nothink"})
     _, tok = tiny_model("llama")
     judge = ScriptedJudge(score=score)
-    run_dir = train(cfg, tmp / "dpo", judge_overrides={"faithfulness": judge, "defender": judge, "attacker": judge},
-                    backend_overrides={"attacker": ScriptedBackend(attacker, tok), "defender": ScriptedBackend(defender, tok)})
+    backends = {"attacker": ScriptedBackend(attacker, tok), "defender": ScriptedBackend(defender, tok)}
+    game = scripted_game(cfg, {"faithfulness": judge, "defender": judge, "attacker": judge}, backends)
+    run_dir = train(cfg, tmp / "dpo", game=game)
     row = _train_rows(run_dir)[0]
     tensors, state, _ = load_checkpoint(run_dir)
     pairs = {k: v for k, v in row.items() if k.endswith("/pairs")}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from advgame.judges.base import FaithItem, JudgeStats, PairItem, PointItem
+from advgame.backends.weight_sync import EngineSync
+from advgame.config.schema import RunConfig
+from advgame.game.step import Game
+from advgame.judges.base import FaithItem, Judge, JudgeStats, PairItem, PointItem
 from advgame.policy.chat import encode_prompts, eos_ids
 from advgame.policy.sampling import Completion
+from advgame.train.setup import build_judges, build_players, game_judges
 
 
 class ScriptedJudge:
@@ -80,3 +84,27 @@ class ScriptedBackend:
                 out.append(Completion(prompt_ids=prompt_ids, token_ids=ids, text=text, truncated=truncated,
                                       logprobs=logprobs))
         return out
+
+
+def scripted_game(
+    cfg: RunConfig,
+    judges: Mapping[str, Judge] | None = None,
+    backends: Mapping[str, object] | None = None,
+    engines: Mapping[str, object] | None = None,
+) -> Game:
+    """The players of `cfg` (real tiny models that train), with the test's parts where given: `judges`
+    (role -> judge for faithfulness, defender and attacker; the configured ones otherwise), `backends`
+    (role -> generator) and `engines` (role -> generator that holds its own copy of the weights, which the
+    player syncs like a vLLM engine)."""
+    attacker, defender = build_players(cfg)
+    players = {"attacker": attacker, "defender": defender}
+    for role, backend in (backends or {}).items():
+        players[role].backend = backend
+    for role, engine in (engines or {}).items():
+        players[role].backend = engine
+        players[role].engine_sync = EngineSync(engine, players[role].name)
+    if judges is None:
+        parts = build_judges(cfg, attacker, defender)
+    else:
+        parts = game_judges(cfg, judges["faithfulness"], judges["defender"], judges.get("attacker"))
+    return Game(cfg=cfg, attacker=attacker, defender=defender, judges=parts)

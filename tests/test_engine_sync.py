@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from advgame.game.step import game_step
-from advgame.train.setup import build_data, build_game
-from tests.scripted import ScriptedBackend
+from advgame.train.setup import build_data
+from tests.scripted import ScriptedBackend, scripted_game
 from tests.test_train_e2e import attacker_reply, defender_reply, scripted, tiny_config
 
 
@@ -45,7 +45,7 @@ def _game(tmp_path, **sections):
     judges, backends = scripted(cfg)
     tok = backends["attacker"].tokenizer
     engines = {"attacker": FakeEngine(attacker_reply, tok), "defender": FakeEngine(defender_reply, tok)}
-    return build_game(cfg, judges, engines), build_data(cfg), engines
+    return scripted_game(cfg, judges, engines=engines), build_data(cfg), engines
 
 
 def _matches(received: dict[str, torch.Tensor], bank: dict[str, torch.Tensor]) -> bool:
@@ -103,7 +103,7 @@ def test_configured_vllm_server_engines_get_adapters_and_weights(tmp_path):
                       "engine": {**engine, "base_urls": [dfd.base_url]}},
         )
         judges, _ = scripted(cfg)
-        train(cfg, tmp_path / "run", judge_overrides=judges)
+        train(cfg, tmp_path / "run", game=scripted_game(cfg, judges))
     att_paths = [p for p, _ in att.calls]
     assert att_paths[:4] == ["/pause", "/collective_rpc", "/reset_prefix_cache", "/resume"]
     weights_dir = att.calls[1][1]["args"][0]

@@ -208,6 +208,7 @@ def _engine_train_worker(rank: int, world: int, port: int, root: str) -> None:
     import torch.distributed as dist
 
     from advgame.train.trainer import train
+    from tests.scripted import scripted_game
     from tests.test_engine_sync import FakeEngine
     from tests.test_train_e2e import attacker_reply, defender_reply, scripted
 
@@ -217,7 +218,7 @@ def _engine_train_worker(rank: int, world: int, port: int, root: str) -> None:
         judges, backends = scripted(cfg)
         tok = backends["attacker"].tokenizer
         engines = {"attacker": FakeEngine(attacker_reply, tok), "defender": FakeEngine(defender_reply, tok)}
-        train(cfg, Path(root) / "run", judge_overrides=judges, backend_overrides=engines)
+        train(cfg, Path(root) / "run", game=scripted_game(cfg, judges, engines=engines))
         Path(root, f"done{rank}").write_text(str(len(engines["defender"].received)))
     finally:
         if dist.is_initialized():

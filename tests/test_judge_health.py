@@ -11,7 +11,7 @@ from advgame.config.schema import JudgeConfig
 from advgame.judges.base import FaithItem, PairItem, RoleView
 from advgame.judges.factory import build_judge
 from advgame.train.judge_health import FailureStreak, JudgeUnavailable, check_judges
-from tests.scripted import ScriptedJudge
+from tests.scripted import ScriptedJudge, scripted_game
 
 
 def game_with(judge, attacker=True):
@@ -86,19 +86,19 @@ def test_training_with_judges_that_never_answer_stops_instead_of_finishing(tmp_p
                       judges={"default": {"kind": "heuristic"}, "stop_after_failing_steps": 2})
     _, backends = scripted(cfg)
     dead = ScriptedJudge(score=lambda *a: None, faithful=lambda *a: None)
+    game = scripted_game(cfg, {r: dead for r in ("faithfulness", "defender", "attacker")}, backends)
     with pytest.raises(JudgeUnavailable, match="step 2: every judge call failed"):
-        train(cfg, tmp_path / "run", judge_overrides={r: dead for r in ("faithfulness", "defender", "attacker")},
-              backend_overrides=backends)
+        train(cfg, tmp_path / "run", game=game)
     assert not (tmp_path / "run" / "final").exists()
 
 
 def test_roles_sharing_one_judge_object_have_separate_counters():
-    from advgame.train.setup import build_judges
+    from advgame.train.setup import game_judges
     from tests.test_train_e2e import tiny_config
 
     cfg = tiny_config(__import__("pathlib").Path("/tmp"))
     shared = ScriptedJudge()
-    judges = build_judges(cfg, None, None, {r: shared for r in ("faithfulness", "defender", "attacker")})
+    judges = game_judges(cfg, shared, shared, shared)
     judges.faithfulness.faithful([FaithItem("s", "p", "harmful")] * 3)
     judges.defender.judge.score_pairs([PairItem("deflection", "q", "a", "b")] * 2)
     assert judges.faithfulness.stats.calls == 3 and judges.defender.judge.stats.calls == 2

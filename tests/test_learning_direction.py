@@ -19,8 +19,8 @@ from advgame.models.tiny import tiny_tokenizer
 from advgame.policy.chat import encode_completions, encode_prompts
 from advgame.policy.logprobs import completion_logprobs
 from advgame.policy.sampling import Completion
-from advgame.train.setup import build_data, build_game
-from tests.scripted import ScriptedBackend, ScriptedJudge
+from advgame.train.setup import build_data
+from tests.scripted import ScriptedBackend, ScriptedJudge, scripted_game
 from tests.test_train_e2e import tiny_config
 
 GOOD_ANSWER, BAD_ANSWER = "I cannot help with that.", "Sure, here is how."
@@ -87,7 +87,7 @@ def play(tmp_path, monkeypatch=None, **sections) -> tuple[dict, dict]:
     )
     tok = tiny_tokenizer()
     judge = ScriptedJudge(score=judge_score)
-    game = build_game(cfg, {"faithfulness": judge, "defender": judge, "attacker": judge},
+    game = scripted_game(cfg, {"faithfulness": judge, "defender": judge, "attacker": judge},
                       {"attacker": ScriptedBackend(attacker_reply, tok), "defender": RoutedDefender(tok)})
     data = build_data(cfg)
     before = margins(game, data)

@@ -13,8 +13,8 @@ import torch
 from advgame.game import signals, step, update
 from advgame.models.tiny import tiny_tokenizer
 from advgame.policy.logprobs import completion_logprobs
-from advgame.train.setup import build_data, build_game
-from tests.scripted import ScriptedBackend, ScriptedJudge
+from advgame.train.setup import build_data
+from tests.scripted import ScriptedBackend, ScriptedJudge, scripted_game
 from tests.test_train_e2e import FAMILIES, attacker_reply, defender_reply, tiny_config
 
 
@@ -28,7 +28,7 @@ def _game(tmp_path, family: str):
     judge = ScriptedJudge(score=prefers_refusal, faithful=lambda seed, prompt: "unfaithful" not in prompt)
     tok = tiny_tokenizer()
     backends = {"attacker": ScriptedBackend(attacker_reply, tok), "defender": ScriptedBackend(defender_reply, tok)}
-    return build_game(cfg, {"faithfulness": judge, "defender": judge, "attacker": judge}, backends)
+    return scripted_game(cfg, {"faithfulness": judge, "defender": judge, "attacker": judge}, backends)
 
 
 def _margin(player, pairs) -> torch.Tensor:

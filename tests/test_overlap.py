@@ -13,7 +13,7 @@ import torch
 from advgame.config import ConfigError
 from advgame.game import update
 from advgame.player import Player
-from tests.scripted import ScriptedJudge
+from tests.scripted import ScriptedJudge, scripted_game
 from tests.test_train_e2e import FAMILIES, judge_score, scripted, tiny_config, train, train_rows
 
 
@@ -41,7 +41,7 @@ def _run(tmp_path, **sections):
     attacker = backends["attacker"]
     generate = attacker.generate
     attacker.generate = lambda *a, **k: (starts.append(time.perf_counter()), generate(*a, **k))[1]
-    run_dir = train(cfg, tmp_path / "run", judge_overrides=judges, backend_overrides=backends)
+    run_dir = train(cfg, tmp_path / "run", game=scripted_game(cfg, judges, backends))
     return slow, starts, train_rows(run_dir)[0]
 
 
@@ -101,7 +101,7 @@ def test_which_weights_sample_the_benign_split_on_policy(tmp_path, monkeypatch, 
         cfg = tiny_config(tmp_path, game__split_sampling_weights=how, game__attacker_format="nothink", train__steps=1,
                           **sections)
         judges, backends = scripted(cfg)
-        row = train_rows(train(cfg, tmp_path / "run", judge_overrides=judges, backend_overrides=backends))[0]
+        row = train_rows(train(cfg, tmp_path / "run", game=scripted_game(cfg, judges, backends)))[0]
     for name in ("attacker", "defender"):
         (harmful, benign), (after_harmful, _) = log.of("sample", name), log.of("step", name)
         assert not torch.equal(harmful, after_harmful)  # the harmful update moved the player
@@ -117,7 +117,7 @@ def test_md_samples_both_splits_from_the_same_ema(tmp_path, monkeypatch, how):
     log = WeightLog(monkeypatch)
     cfg = tiny_config(tmp_path, game__split_sampling_weights=how, game__attacker_format="nothink", train__steps=1)
     judges, backends = scripted(cfg)
-    row = train_rows(train(cfg, tmp_path / "run", judge_overrides=judges, backend_overrides=backends))[0]
+    row = train_rows(train(cfg, tmp_path / "run", game=scripted_game(cfg, judges, backends)))[0]
     for name in ("attacker", "defender"):
         harmful, benign = log.of("sample", name)
         assert torch.equal(harmful, benign) and not torch.equal(benign, log.of("step", name)[0])

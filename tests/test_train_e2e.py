@@ -18,7 +18,7 @@ from advgame.config import load_config, validate_config
 from advgame.models.tiny import tiny_tokenizer
 from advgame.train.checkpoint import load_checkpoint
 from advgame.train.trainer import train
-from tests.scripted import ScriptedBackend, ScriptedJudge
+from tests.scripted import ScriptedBackend, ScriptedJudge, scripted_game
 
 ROOT = Path(__file__).resolve().parents[1]
 B = 2  # seeds per split per step
@@ -102,7 +102,7 @@ def train_rows(run_dir: Path) -> list[dict]:
 
 def run(cfg, run_dir, **kw):
     judges, backends = scripted(cfg)
-    return train(cfg, run_dir, judge_overrides=judges, backend_overrides=backends, **kw)
+    return train(cfg, run_dir, game=scripted_game(cfg, judges, backends), **kw)
 
 
 FAMILIES = {
@@ -260,7 +260,7 @@ def test_failing_llm_judge_is_counted_and_never_scored(tmp_path):
     judge = {"kind": "model", "model": "defender", "max_new_tokens": 4, "temperature": 0.0}
     cfg = tiny_config(tmp_path, judges={"default": judge}, train__steps=1)
     _, backends = scripted(cfg)
-    run_dir = train(cfg, tmp_path / "run", backend_overrides=backends)
+    run_dir = train(cfg, tmp_path / "run", game=scripted_game(cfg, backends=backends))  # configured judges
     row = train_rows(run_dir)[0]
     assert row["judge/faithfulness/failures"] > 0 and row["judge/faithfulness/failures"] == row["judge/faithfulness/calls"]
     for split in ("harmful", "benign"):

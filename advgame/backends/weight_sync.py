@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from advgame.errors import ConfigError
 from advgame.models.sharding import save_pretrained, whole_state_dict
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def vllm_lora_rank(rank: int, configured: int | None = None) -> int:
     for allowed in VLLM_LORA_RANKS:
         if allowed >= need:
             return allowed
-    raise ValueError(f"LoRA rank {need} is above the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
+    raise ConfigError(f"LoRA rank {need} is above the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
 
 
 def build_engine(model_cfg, tokenizer, name: str, seed: int) -> Any:
@@ -121,9 +122,9 @@ def build_engine(model_cfg, tokenizer, name: str, seed: int) -> Any:
         from advgame.backends.vllm_server import VLLMServerBackend
 
         if not engine.base_urls:
-            raise ValueError(f"{name}.engine.kind=vllm_server needs {name}.engine.base_urls")
+            raise ConfigError(f"{name}.engine.kind=vllm_server needs {name}.engine.base_urls")
         return VLLMServerBackend(
             engine.base_urls, engine.served_model or model_cfg.path, tokenizer, api_key_env=engine.api_key_env,
             sync_timeout_s=engine.sync_timeout_s, name=f"vllm-server:{name}",
         )
-    raise ValueError(f"unknown engine kind {engine.kind!r}")
+    raise ConfigError(f"unknown engine kind {engine.kind!r}")

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from advgame.config.schema import RunConfig
+from advgame.errors import ConfigError
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 MAX_EXPANDED_NODES = 100_000  # YAML nodes a document may expand to through aliases (a "billion laughs" is 10**9)
@@ -58,10 +59,6 @@ class _BoundedLoader(yaml.SafeLoader):
 def safe_load(text: str) -> Any:
     """yaml.safe_load with a bound on alias expansion."""
     return yaml.load(text, Loader=_BoundedLoader)
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used. The message is one line naming the key, the value and what is allowed."""
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from advgame.data.strict_csv import TableError, read_table
+from advgame.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ _NETWORK_ERROR = re.compile(r"connect|timeout|timed out|resolve|unreachable", re
 _HUB_SPEC = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?::(?P<config>[\w.-]*))?(?::(?P<data_type>[\w.-]+))?$")
 
 
-class SeedDataError(ValueError):
+class SeedDataError(DataError):
     """Seed prompts could not be loaded: the message names the source and what was wrong."""
 
 

@@ -22,11 +22,13 @@ import csv
 import io
 import statistics
 
+from advgame.errors import DataError
+
 OUTLIER_FACTOR = 20
 OUTLIER_MIN_CHARS = 2000
 
 
-class TableError(ValueError):
+class TableError(DataError):
     """A CSV/TSV file that cannot be read strictly; the message names the line."""
 
 

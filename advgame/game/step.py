@@ -22,6 +22,7 @@ import random
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -176,7 +177,9 @@ def tree_metrics(tree: list[SeedNode]) -> dict[str, float]:
     return out
 
 
-def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tuple[dict[str, float], dict[str, list[SeedNode]]]:
+def game_step(
+    game: Game, batches: dict[str, list[SeedPrompt]], step: int
+) -> tuple[dict[str, float], dict[str, list[SeedNode]]]:
     """One game step over both splits; returns metrics ('harmful/defender/reward', 'time/...', ...) and trees.
 
     Under data parallelism `batches` is this process's shard; the returned metrics and trees cover the
@@ -185,56 +188,105 @@ def game_step(game: Game, batches: dict[str, list[SeedPrompt]], step: int) -> tu
     timings: Counter = Counter()
     metrics: dict[str, float] = {}
     trees: dict[str, list[SeedNode]] = {}
-    syncs = {p.name: (p.engine_sync.count, p.engine_sync.total_seconds) for p in game.players() if p.engine_sync}
-
-    def finish(split: str, tree: list[SeedNode]) -> None:
-        """Step 6 for one split, and its metrics over the global batch."""
-        for player in game.players():  # engines with sleep mode hand their GPU memory to the update
-            if player.engine_sync is not None:
-                player.engine_sync.release()
-        t = time.perf_counter()
-        update_metrics = update_players(game, tree, roles, derive_seed(game.cfg.seed, step, split, "control"))
-        timings["updates"] += _lap(t)
-        trees[split] = distributed.gather_concat(tree)
-        metrics.update({f"{split}/{k}": v for k, v in {**tree_metrics(trees[split]), **update_metrics}.items()})
-
-    if not game.cfg.game.overlap_judges:
-        # split_sampling_weights=step_start (the authors' code): both splits are grown before either update
-        played = ({split: play_split(game, batches[split], step, split, timings) for split in SPLITS}
-                  if game.cfg.game.split_sampling_weights == "step_start" else {})
-        for split in SPLITS:
-            finish(split, played[split] if played else play_split(game, batches[split], step, split, timings))
-        if played:
-            stepped = any(metrics.get(f"{SPLITS[0]}/{p.name}/grad_norm") is not None for p in game.players())
-            metrics[f"{SPLITS[1]}/policy_lag"] = float(stepped and not game.cfg.ema.sample_from_ema)
-    else:  # the first split's judges run while the second split generates
-        first, second = SPLITS
-        tree = generate_split(game, batches[first], step, first, timings)
-        judge_timings: Counter = Counter()
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            judged = pool.submit(judge_split, game, tree, judge_timings)
-            next_tree = generate_split(game, batches[second], step, second, timings)
-            judged.result()  # re-raises a judge error here
-        timings["judges_overlapped"] += judge_timings["judges"]
-        finish(first, tree)
-        stepped = any(metrics.get(f"{first}/{p.name}/grad_norm") is not None for p in game.players())
-        metrics[f"{second}/policy_lag"] = float(stepped and not game.cfg.ema.sample_from_ema)
-        finish(second, judge_split(game, next_tree, timings))
+    syncs = _engine_sync_counts(game)
+    for split, tree in played_splits(game, batches, step, timings):  # steps 1-5 of each split
+        update_metrics = _update_split(game, tree, roles, step, split, timings)  # step 6
+        trees[split] = distributed.gather_concat(tree)  # metrics and trees cover the global batch
+        split_metrics = {**tree_metrics(trees[split]), **update_metrics}
+        metrics.update({f"{split}/{k}": v for k, v in split_metrics.items()})
+        if split == SPLITS[0] and _samples_before_first_update(game.cfg):
+            metrics[f"{SPLITS[1]}/policy_lag"] = _policy_lag(game, metrics)
 
     t = time.perf_counter()
-    for player in game.players():
+    for player in game.players():  # both EMAs move once; both schedules advance once
         player.end_step()
-        if player.scheduler is not None:
-            with warnings.catch_warnings():  # a player that had no signal this step did not step its optimiser
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
-                player.scheduler.step()
+        _advance_schedule(player)
         metrics[f"{player.name}/lr"] = player.optimizer.param_groups[0]["lr"] if player.optimizer else 0.0
     timings["ema"] += _lap(t)
-    for player in game.players():  # weights sent to an external engine this step (inside the generation times)
-        if player.name in syncs:
-            count, seconds = syncs[player.name]
-            metrics[f"{player.name}/engine_syncs"] = player.engine_sync.count - count
-            timings[f"{player.name}_engine_sync"] = player.engine_sync.total_seconds - seconds
+    metrics.update(_engine_sync_metrics(game, syncs, timings))
     metrics.update({f"time/{k}": v for k, v in timings.items()})
     return metrics, trees
 
+
+def played_splits(game: Game, batches: dict[str, list[SeedPrompt]], step: int,
+                  timings: Counter) -> Iterator[tuple[str, list[SeedNode]]]:
+    """Steps 1-5 of each split, handed over (split, tree) for its update, in the order the config asks:
+
+        default                        harmful played, harmful update, benign played, benign update
+        split_sampling_weights:        both splits played (the authors' order), then both updates
+          step_start
+        overlap_judges                 harmful generated; harmful judged in a thread while benign generates;
+                                       harmful update; benign judged; benign update
+    """
+    g = game.cfg.game
+    if g.overlap_judges:
+        first, second = SPLITS
+        tree = generate_split(game, batches[first], step, first, timings)
+        next_tree = _generate_while_judging(game, tree, batches[second], step, second, timings)
+        yield first, tree
+        yield second, judge_split(game, next_tree, timings)
+    elif g.split_sampling_weights == "step_start":
+        yield from [(split, play_split(game, batches[split], step, split, timings)) for split in SPLITS]
+    else:
+        for split in SPLITS:
+            yield split, play_split(game, batches[split], step, split, timings)
+
+
+def _generate_while_judging(game: Game, tree: list[SeedNode], seeds: list[SeedPrompt], step: int, split: str,
+                            timings: Counter) -> list[SeedNode]:
+    """Steps 1-3 of `split` while `tree` (the previous split) is judged (4-5) in a thread."""
+    judge_timings: Counter = Counter()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        judged = pool.submit(judge_split, game, tree, judge_timings)
+        next_tree = generate_split(game, seeds, step, split, timings)
+        judged.result()  # re-raises a judge error here
+    timings["judges_overlapped"] += judge_timings["judges"]
+    return next_tree
+
+
+def _update_split(game: Game, tree: list[SeedNode], roles: tuple[str, ...], step: int, split: str,
+                  timings: Counter) -> dict[str, float]:
+    """Step 6 for one split: engines with sleep mode hand their GPU memory to the update first."""
+    for player in game.players():
+        if player.engine_sync is not None:
+            player.engine_sync.release()
+    t = time.perf_counter()
+    out = update_players(game, tree, roles, derive_seed(game.cfg.seed, step, split, "control"))
+    timings["updates"] += _lap(t)
+    return out
+
+
+def _samples_before_first_update(cfg: RunConfig) -> bool:
+    """Whether the second split is sampled before the first split's update (then it may lag one update)."""
+    return cfg.game.overlap_judges or cfg.game.split_sampling_weights == "step_start"
+
+
+def _policy_lag(game: Game, metrics: dict[str, float]) -> float:
+    """1 when the second split was sampled by weights that the first split's update has since moved."""
+    stepped = any(metrics.get(f"{SPLITS[0]}/{p.name}/grad_norm") is not None for p in game.players())
+    return float(stepped and not game.cfg.ema.sample_from_ema)
+
+
+def _advance_schedule(player: Player) -> None:
+    if player.scheduler is None:
+        return
+    with warnings.catch_warnings():  # a player that had no signal this step did not step its optimiser
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+        player.scheduler.step()
+
+
+def _engine_sync_counts(game: Game) -> dict[str, tuple[int, float]]:
+    """Per player with an external engine: syncs so far and their total seconds."""
+    return {p.name: (p.engine_sync.count, p.engine_sync.total_seconds) for p in game.players()
+            if p.engine_sync}
+
+
+def _engine_sync_metrics(game: Game, before: dict[str, tuple[int, float]], timings: Counter) -> dict:
+    """Weights sent to an external engine this step (their time is inside the generation times)."""
+    out = {}
+    for player in game.players():
+        if player.name in before:
+            count, seconds = before[player.name]
+            out[f"{player.name}/engine_syncs"] = player.engine_sync.count - count
+            timings[f"{player.name}_engine_sync"] = player.engine_sync.total_seconds - seconds
+    return out

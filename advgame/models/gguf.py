@@ -13,11 +13,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from advgame.errors import AdvGameError
+
 SMOLLM2_ALIAS = "smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(AdvGameError, FileNotFoundError):
     """A model path, alias or hub id that cannot be resolved."""
 
 

@@ -19,11 +19,16 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from advgame.config.schema import LoraConfig, ModelConfig
+from advgame.errors import AdvGameError
 from advgame.models.gguf import SMOLLM2_ALIAS, ModelNotFoundError, converted_dir, smollm2_gguf
 from advgame.models.tiny import CHATML_TEMPLATE, tiny_model
 
 log = logging.getLogger(__name__)
 TINY_PREFIX = "tiny-"
+
+
+class DeviceUnavailable(AdvGameError, RuntimeError):
+    """A device the config asks for is not on this machine."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -32,7 +37,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' was requested but CUDA is not available on this machine")
+        raise DeviceUnavailable(f"device '{name}' was requested but CUDA is not available on this machine")
     return device
 
 

@@ -21,6 +21,7 @@ import functools
 import torch
 
 from advgame.config.schema import ModelConfig, master_precision_problem
+from advgame.errors import ConfigError
 
 _COMPUTE = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -67,4 +68,4 @@ def check_resolved_storage(role: str, cfg: ModelConfig, lr: float, storage: torc
     the same when `dtype: auto` resolved to one (bfloat16 on CUDA)."""
     name = str(storage).removeprefix("torch.")
     if problem := master_precision_problem(role, cfg, lr, dtype=name):
-        raise ValueError(problem)
+        raise ConfigError(problem)

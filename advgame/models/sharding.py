@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import torch
 
 from advgame.config.schema import ShardingConfig
+from advgame.errors import ConfigError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -86,7 +87,7 @@ def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
         names |= set(getattr(m, "_no_split_modules", None) or ())
     blocks = [m for m in model.modules() if type(m).__name__ in names]
     if not blocks:
-        raise ValueError(
+        raise ConfigError(
             f"train.sharding.strategy=fsdp: cannot find the transformer blocks of {type(model).__name__} "
             "(no module class listed in its _no_split_modules)"
         )

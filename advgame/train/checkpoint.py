@@ -42,6 +42,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from advgame.errors import AdvGameError
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -51,7 +53,7 @@ _GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TEMP_PREFIXES = (".tmp-", ".old-", ".del-")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(AdvGameError, RuntimeError):
     """A checkpoint could not be written or read; the message names the path."""
 
 

@@ -13,9 +13,10 @@ from collections import Counter
 
 from advgame import distributed
 from advgame.config.schema import SamplingConfig
+from advgame.errors import AdvGameError
 
 
-class JudgeUnavailable(RuntimeError):
+class JudgeUnavailable(AdvGameError, RuntimeError):
     """The judges cannot answer; the message is one line naming the judge, its endpoint and the reason."""
 
 

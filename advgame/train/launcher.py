@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from advgame.config.load import validate_config
 from advgame.config.schema import RunConfig
+from advgame.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ _FULL_SHARD = {"", "1", "FULL_SHARD", "ShardingStrategy.FULL_SHARD", "None"}
 _PRECISION = {"bf16": "bfloat16", "fp16": "float16"}
 
 
-class LauncherError(ValueError):
+class LauncherError(ConfigError):
     """The launcher asked for something advgame does not do; the message says what to use instead."""
 
 
@@ -65,4 +67,4 @@ def apply_launcher_env(cfg: RunConfig, env: Mapping[str, str]) -> RunConfig:
     if env.get("FSDP_VERSION", "2") != "2":
         log.warning("accelerate asked for FSDP version %s; advgame shards with FSDP2 (fully_shard)", env["FSDP_VERSION"])
     log.info("from the accelerate launch config: %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
-    return RunConfig.model_validate(cfg.model_dump())
+    return validate_config(cfg.model_dump(), source="the config with the accelerate launch settings")

@@ -1,4 +1,7 @@
-"""Run a training job from the command line: clear one-line errors for bad inputs, a summary at the end."""
+"""Run a training job from the command line: clear one-line errors for bad inputs, a summary at the end.
+
+Only the project's own errors (`advgame.errors`) become one line; any other exception is a bug and keeps
+its traceback."""
 
 from __future__ import annotations
 
@@ -13,10 +16,8 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = False) -> int:
-    from advgame.data.seeds import SeedDataError
-    from advgame.models.gguf import ModelNotFoundError
-    from advgame.train.checkpoint import CheckpointError, has_checkpoint
-    from advgame.train.judge_health import JudgeUnavailable
+    from advgame.errors import AdvGameError
+    from advgame.train.checkpoint import has_checkpoint
     from advgame.train.trainer import run_dir_for, train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -33,7 +34,7 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
               "starting it from step 0", file=sys.stderr)
     try:
         out = train(cfg, target, resume=resume)
-    except (ModelNotFoundError, SeedDataError, CheckpointError, JudgeUnavailable, ValueError) as err:
+    except AdvGameError as err:  # bad input (config, data, model, checkpoint, judges): one line
         print(f"advgame train: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as err:  # disk full, a directory that became unwritable: the last checkpoint is intact

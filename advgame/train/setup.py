@@ -14,9 +14,10 @@ from advgame.backends.weight_sync import EngineSync, build_engine
 from advgame.config.schema import JudgeConfig, ModelConfig, RunConfig
 from advgame.data.seeds import SeedPrompt, SeedStream, check_lengths, load_seeds, split_heldout
 from advgame.ema import ParamBank
+from advgame.errors import ConfigError
 from advgame.game.scoring import RoleJudge
 from advgame.game.step import Game, GameJudges
-from advgame.judges.base import RoleView
+from advgame.judges.base import Judge, RoleView
 from advgame.judges.factory import build_judge
 from advgame.models.loading import load_model, peft_lora_config
 from advgame.models.precision import check_resolved_storage, compute_dtype, enable_autocast
@@ -77,25 +78,33 @@ def _finish_player(player: Player, cfg: RunConfig) -> Player:
     return player
 
 
-def build_judges(cfg: RunConfig, attacker: Player, defender: Player, overrides: dict | None = None) -> GameJudges:
-    """The three judges. `overrides` (role -> Judge) replaces configured ones, e.g. scripted judges in tests."""
-    overrides = overrides or {}
-    cache: dict[str, object] = {}
+def build_judges(cfg: RunConfig, attacker: Player, defender: Player) -> GameJudges:
+    """The three configured judges (roles configured alike share one judge object)."""
+    cache: dict[str, Judge] = {}
 
-    def make(role: str):
-        if role in overrides:
-            return overrides[role]
+    def make(role: str) -> Judge:
         jcfg = cfg.judges.for_role(role)
         key = jcfg.model_dump_json()
         if key not in cache:
             cache[key] = build_judge(jcfg, _judge_backend(jcfg, attacker, defender), seed=cfg.seed)
         return cache[key]
 
-    faith = RoleView(make("faithfulness"), "faithfulness")  # per-role counters, even for a shared judge
-    defender_judge = RoleJudge(RoleView(make("defender"), "defender"), cfg.judges.for_role("defender").mode)
-    attacker_judge = (RoleJudge(RoleView(make("attacker"), "attacker"), cfg.judges.for_role("attacker").mode)
-                      if cfg.game.train_attacker else None)
-    return GameJudges(faithfulness=faith, defender=defender_judge, attacker=attacker_judge)
+    return game_judges(cfg, make("faithfulness"), make("defender"),
+                       make("attacker") if cfg.game.train_attacker else None)
+
+
+def game_judges(cfg: RunConfig, faithfulness: Judge, defender: Judge, attacker: Judge | None) -> GameJudges:
+    """The game's judges from built ones: each role sees its judge through a view with its own counters
+    (even when roles share one judge), and scores in its configured mode. The attacker judge is used only
+    when the Attacker trains."""
+    if cfg.game.train_attacker and attacker is None:
+        raise ValueError("game.train_attacker is on: the game needs an attacker judge")
+    return GameJudges(
+        faithfulness=RoleView(faithfulness, "faithfulness"),
+        defender=RoleJudge(RoleView(defender, "defender"), cfg.judges.for_role("defender").mode),
+        attacker=(RoleJudge(RoleView(attacker, "attacker"), cfg.judges.for_role("attacker").mode)
+                  if cfg.game.train_attacker else None),
+    )
 
 
 def _judge_backend(jcfg: JudgeConfig, attacker: Player, defender: Player) -> HFBackend | None:
@@ -139,17 +148,11 @@ def build_data(cfg: RunConfig) -> SeedData:
 
 def _hold_out(seeds: list[SeedPrompt], n: int, seed: int, category: str, key: str):
     if n >= len(seeds):
-        raise ValueError(f"{key}={n} leaves no {category} training seeds ({len(seeds)} left)")
+        raise ConfigError(f"{key}={n} leaves no {category} training seeds ({len(seeds)} left)")
     return split_heldout(seeds, n, seed)
 
 
-def build_game(cfg: RunConfig, judge_overrides: dict | None = None, backend_overrides: dict | None = None) -> Game:
-    """The players and judges of a run. Overrides (role -> object) replace configured judges or a player's
-    generation backend; tests use them to script the game's text while real models train."""
+def build_game(cfg: RunConfig) -> Game:
+    """The players and judges of a run, as configured."""
     attacker, defender = build_players(cfg)
-    for role, backend in (backend_overrides or {}).items():
-        player = attacker if role == "attacker" else defender
-        player.backend = backend
-        if any(hasattr(backend, m) for m in ("load_adapter", "push_weights", "reload_weights")):
-            player.engine_sync = EngineSync(backend, player.name)  # an engine holding its own weights
-    return Game(cfg=cfg, attacker=attacker, defender=defender, judges=build_judges(cfg, attacker, defender, judge_overrides))
+    return Game(cfg=cfg, attacker=attacker, defender=defender, judges=build_judges(cfg, attacker, defender))

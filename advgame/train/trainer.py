@@ -24,6 +24,7 @@ import yaml
 
 from advgame import distributed
 from advgame.config.schema import RunConfig
+from advgame.errors import ConfigError
 from advgame.game.step import Game, derive_seed, game_step
 from advgame.game.tree import tree_records
 from advgame.game.validation import validate
@@ -59,23 +60,28 @@ def train(
     *,
     resume: bool = False,
     stop_after: int | None = None,
-    judge_overrides: dict | None = None,
-    backend_overrides: dict | None = None,
+    game: Game | None = None,
 ) -> Path:
     """Train; returns the run directory. `stop_after` ends the process's work after that many steps of
-    this call (as if killed right after a checkpoint), which tests use to exercise resume."""
+    this call (as if killed right after a checkpoint), which tests use to exercise resume.
+
+    `game`: the players and judges, built by the caller from `cfg` (tests script their text and judges;
+    any warm start is then the caller's); by default they are built from `cfg` after the warm start."""
+    if game is not None and game.cfg != cfg:
+        raise ValueError("train: `game` was built from another config than `cfg`")
     run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
     rank = distributed.init_from_env(cfg.train.dist_timeout_s)
     if cfg.data.batch_size < rank.world_size:
-        raise ValueError(
+        raise ConfigError(
             f"data.batch_size={cfg.data.batch_size} is the global batch: it must be at least the number of "
             f"processes ({rank.world_size})"
         )
     start = 0
     data = build_data(cfg)
     saved_cfg = cfg  # what config.yaml records (and --resume reads): the warm start is found again in its cache
-    cfg = apply_warm_start(cfg, {c: s.seeds for c, s in data.train.items()})
-    game = build_game(cfg, judge_overrides, backend_overrides)
+    if game is None:
+        cfg = apply_warm_start(cfg, {c: s.seeds for c, s in data.train.items()})
+        game = build_game(cfg)
     for player in game.players():
         distributed.broadcast_player(player)
     if cfg.judges.check_at_start:
