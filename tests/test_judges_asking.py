@@ -25,7 +25,10 @@ class Canned:
     def generate(self, prompts, sampling, *, num_samples=1, seed=None, return_logprobs=False):
         self.prompts += prompts
         self.seeds.append(seed)
-        outs = [o if isinstance(o, Completion) else Completion([], [], o, False) for o in self.outs[:len(prompts)]]
+        outs = [
+            o if isinstance(o, Completion) else Completion([], [], o, False)
+            for o in self.outs[: len(prompts)]
+        ]
         return outs[: len(outs) - self.drop]
 
 
@@ -46,12 +49,18 @@ def test_failures_in_order_and_counted():
     assert [a.value for a in answers] == [7.0, None, None, None, None]
     assert [a.failure for a in answers] == [None, "http_500", "truncated", "parse", "parse"]
     assert answers[0] == Answer(7.0, None, "<score>7</score>") and answers[3].raw == "no tag"
-    assert asker.stats.calls == 5 and dict(asker.stats.failures) == {"http_500": 1, "truncated": 1, "parse": 2}
+    assert asker.stats.calls == 5 and dict(asker.stats.failures) == {
+        "http_500": 1,
+        "truncated": 1,
+        "parse": 2,
+    }
 
 
 def test_count_false_leaves_stats_to_the_caller():
     asker = JudgeAsker(Canned(["x", "y"]), SAMPLING, seed=0)
-    assert [a.failure for a in asker.ask([render("a"), render("b")], parse_point_score, count=False)] == ["parse"] * 2
+    assert [a.failure for a in asker.ask([render("a"), render("b")], parse_point_score, count=False)] == [
+        "parse"
+    ] * 2
     assert asker.stats.calls == 0
 
 
@@ -63,7 +72,9 @@ def test_nonce_per_prompt_fences_the_untrusted_text_and_is_reproducible():
         return nonces, backend.seeds
 
     nonces, seeds = run(3)
-    assert len(set(nonces)) == 3 and seeds[0] is not None and run(3) == (nonces, seeds) and run(4)[0] != nonces
+    assert (
+        len(set(nonces)) == 3 and seeds[0] is not None and run(3) == (nonces, seeds) and run(4)[0] != nonces
+    )
     backend = Canned(["<score>1</score>"])
     JudgeAsker(backend, SAMPLING, seed=None).ask([render("r")], parse_point_score)
     assert backend.seeds == [None]  # unseeded: the backend draws its own

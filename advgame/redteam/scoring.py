@@ -105,7 +105,8 @@ class LLMScorer:
         return [None if v is None else min(MAX_SCORE, max(MIN_SCORE, v)) for v in scores]
 
     def on_topic(self, behavior: str, prompts: Sequence[str]) -> list[bool | None]:
-        return [a.value for a in self.asker.ask([partial(topic_prompt, behavior, p) for p in prompts], parse_faithful)]
+        renders = [partial(topic_prompt, behavior, p) for p in prompts]
+        return [a.value for a in self.asker.ask(renders, parse_faithful)]
 
 
 class HeuristicScorer:

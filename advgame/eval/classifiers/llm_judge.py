@@ -123,8 +123,8 @@ class LLMJudgeClassifier:
 
     def classify(self, items: Sequence[ClassifyItem]) -> list[Verdict]:
         asked = [i for i, item in enumerate(items) if (item.response or "").strip()]
-        answers = dict(zip(asked, self.asker.ask([partial(judge_prompt, items[i]) for i in asked], parse_answers),
-                           strict=True))
+        renders = [partial(judge_prompt, items[i]) for i in asked]
+        answers = dict(zip(asked, self.asker.ask(renders, parse_answers), strict=True))
         verdicts = []
         for i in range(len(items)):
             if i not in answers:
