@@ -21,10 +21,20 @@ from pydantic_core import PydanticUndefined
 PREFIX = "cfg:"  # argparse dest of a shortcut: PREFIX + dotted key
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
-    """The CONFIG file and KEY=VALUE override positionals every config-driven command takes."""
+def add_command(sub, name: str, summary: str, schema: type[BaseModel], example: str):
+    """A config-driven subcommand: its parser (CONFIG and KEY=VALUE positionals) and its `flag(group, flag,
+    key, help="", **argparse_kwargs)` that adds a shortcut for one key of `schema`."""
+    parser = sub.add_parser(
+        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. Flags are shortcuts for config "
+        "keys (named in [...]); they override the CONFIG file and the KEY=VALUE overrides.",
+    )
     parser.add_argument("config", nargs="?", metavar="CONFIG", help=f"YAML config, e.g. {example} (optional)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. limit=5")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. seed=1")
+
+    def flag(group, flag_name: str, key: str, help: str = "", **kwargs) -> None:
+        shortcut(group, schema, flag_name, key, help, **kwargs)
+
+    return parser, flag
 
 
 def split_config_argument(args: argparse.Namespace) -> None:
@@ -47,7 +57,8 @@ def shortcut(group, schema: type[BaseModel], flag: str, key: str, help: str = ""
     field's description."""
     field = field_of(schema, key)
     default = field.default_factory() if field.default_factory is not None else field.default
-    shown = "; required" if default is PydanticUndefined else "" if default is None else f"; default: {default}"
+    shown = "" if default is None else f"; default: {default}"
+    shown = "; required" if default is PydanticUndefined else shown
     text = f"{help or field.description or ''} [{key}{shown}]".strip().replace("%", "%%")
     if "choices" not in kwargs and kwargs.get("action") not in ("store_const", "store_true", "store_false"):
         kwargs.setdefault("metavar", flag.lstrip("-").upper().replace("-", "_"))

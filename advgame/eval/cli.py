@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from advgame.cli_args import POSITIVE, comma_list
-from advgame.config.flags import add_config_arguments, given, load_command_config, shortcut
+from advgame.config.flags import add_command, given, load_command_config
 from advgame.eval.config import EvalConfig
 
 SUMMARY = "score a model on safety, over-refusal and utility benchmarks"
@@ -42,91 +42,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     from advgame.eval.benchmarks import BENCHMARKS
     from advgame.eval.classifiers import CLASSIFIERS
 
-    p = sub.add_parser(
-        "eval",
-        help=SUMMARY,
-        description=SUMMARY[0].upper() + SUMMARY[1:] + ". Flags are "
-        "shortcuts for config keys (named in [...]); they override the CONFIG file and overrides.",
-    )
-    add_config_arguments(p, "configs/eval/example.yaml")
-
-    def flag(group, name, key, help="", **kwargs):
-        shortcut(group, EvalConfig, name, key, help, **kwargs)
-
-    m = p.add_argument_group("model to score (one of)")
-    flag(
-        m,
-        "--model",
-        "model.path",
-        "path, alias (smollm2, tiny-llama), hub id, a training RUN dir, or a peft adapter dir",
-    )
-    flag(
-        m,
-        "--base-model",
-        "model.base_model",
-        "base model of a peft adapter dir, when its adapter_config.json names none",
-    )
-    flag(m, "--endpoint", "model.url", "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    flag(m, "--endpoint-model", "model.model", "model name at --endpoint")
-    flag(m, "--api-key-env", "model.api_key_env", "env var holding the endpoint's API key")
+    p, flag = add_command(sub, "eval", SUMMARY, EvalConfig, "configs/eval/example.yaml")
+    m = p.add_argument_group("model to score (one of --model or --endpoint)")
+    flag(m, "--model", "model.path")
+    flag(m, "--base-model", "model.base_model")
+    flag(m, "--endpoint", "model.url")
+    flag(m, "--endpoint-model", "model.model")
+    flag(m, "--api-key-env", "model.api_key_env")
     flag(p, "--benchmarks", "benchmarks", f"comma-separated: {', '.join(BENCHMARKS)}", type=comma_list)
-    flag(
-        p,
-        "--classifier",
-        "classifiers",
-        f"comma-separated: {', '.join(CLASSIFIERS)}; refusal-string beside "
-        "llm-judge also reports how often their refusal verdicts disagree",
-        type=comma_list,
-    )
-    flag(p, "--limit", "limit", "first N items of each benchmark (N >= 1)", type=POSITIVE)
-    flag(
-        p,
-        "--data-file",
-        "data_files",
-        "local file for a benchmark (repeatable)",
-        action="append",
-        metavar="NAME=PATH",
-    )
-    flag(
-        p,
-        "--baseline-answers",
-        "baseline_answers",
-        "baseline answers for win-rate benchmarks (repeatable)",
-        action="append",
-        metavar="NAME=PATH",
-    )
-    flag(
-        p,
-        "--output-dir",
-        "output_dir",
-        "where answers, verdicts and results go (default eval_results/<model>)",
-    )
+    flag(p, "--classifier", "classifiers", f"comma-separated: {', '.join(CLASSIFIERS)}", type=comma_list)
+    flag(p, "--limit", "limit", type=POSITIVE)
+    flag(p, "--data-file", "data_files", "(repeatable)", action="append", metavar="NAME=PATH")
+    flag(p, "--baseline-answers", "baseline_answers", "(repeatable)", action="append", metavar="NAME=PATH")
+    flag(p, "--output-dir", "output_dir")
     d = p.add_argument_group("decoding (recorded in every result)")
-    flag(
-        d,
-        "--max-new-tokens",
-        "decoding.max_new_tokens",
-        "generation cap (None: 256; lm-eval tasks: the task's own)",
-        type=POSITIVE,
-    )
-    flag(d, "--temperature", "decoding.temperature", "0 = greedy (resumes reproduce exactly)", type=float)
+    flag(d, "--max-new-tokens", "decoding.max_new_tokens", type=POSITIVE)
+    flag(d, "--temperature", "decoding.temperature", type=float)
     flag(d, "--top-p", "decoding.top_p", type=float)
     flag(d, "--batch-size", "decoding.batch_size", type=POSITIVE)
-    flag(p, "--seed", "seed", "sampling and bootstrap seed", type=int)
-    flag(p, "--resamples", "resamples", "bootstrap resamples for the 95% CI", type=POSITIVE)
+    flag(p, "--seed", "seed", type=int)
+    flag(p, "--resamples", "resamples", type=POSITIVE)
     flag(p, "--device", "device")
-    j = p.add_argument_group("LLM judge (llm-judge classifier, win-rate benchmarks)")
-    flag(j, "--judge-model", "judge.path", "in-process judge model (path/alias/hub id)")
-    flag(j, "--judge-endpoint", "judge.url", "OpenAI-compatible base URL of the judge")
-    flag(j, "--judge-endpoint-model", "judge.model", "model name at --judge-endpoint")
+    j = p.add_argument_group("LLM judge: llm-judge, win-rate benchmarks (--judge-model or --judge-endpoint)")
+    flag(j, "--judge-model", "judge.path")
+    flag(j, "--judge-endpoint", "judge.url")
+    flag(j, "--judge-endpoint-model", "judge.model")
     flag(j, "--judge-api-key-env", "judge.api_key_env")
     flag(j, "--judge-max-new-tokens", "judge.max_new_tokens", type=POSITIVE)
-    flag(
-        p,
-        "--guard-path",
-        "guard_path",
-        "local weights dir for a guard classifier (harmbench-cls, wildguard, llama-guard-3)",
-    )
+    flag(p, "--guard-path", "guard_path")
     flag(p, "--no-progress", "progress", "no progress bars", action="store_const", const=False)
     p.set_defaults(run=run)
 

@@ -69,5 +69,7 @@ class EvalConfig(Section):
     judge: EvalJudge = Field(
         default_factory=EvalJudge, description="LLM judge (llm-judge, win-rate benchmarks)."
     )
-    guard_path: str | None = Field(None, description="Local weights dir of a guard classifier.")
+    guard_path: str | None = Field(
+        None, description="Local weights dir of a guard classifier (harmbench-cls, wildguard, llama-guard-3)."
+    )
     progress: bool = Field(True, description="Show progress bars.")

@@ -58,63 +58,38 @@ def build_attacks(names: list[str], cfg: RedteamConfig, target: Target) -> list[
     models = _Models(target, cfg.target)
     budget = Budget(max_queries=cfg.budget.max_queries, max_seconds=cfg.budget.max_seconds)
     att = cfg.attacker
-    attacker_sampling = SamplingConfig(
-        temperature=att.temperature, top_p=1.0, max_new_tokens=att.max_new_tokens, batch_size=16
-    )
+    sampling = SamplingConfig(temperature=att.temperature, top_p=1.0, max_new_tokens=att.max_new_tokens,
+                              batch_size=16)
     need_llm = [n for n in names if n in ("advgame", "pair", "tap")]
     attacker = _attacker_backend(models, cfg, f"attack {need_llm[0]}") if need_llm else None
-    scorer = None
-    if "pair" in names or "tap" in names:
-        from advgame.redteam.scoring import HeuristicScorer, LLMScorer
-
-        if cfg.judge.given:
-            sampling = SamplingConfig(temperature=0.0, max_new_tokens=cfg.judge.max_new_tokens, batch_size=16)
-            scorer = LLMScorer(models.get(cfg.judge)[0], sampling, seed=cfg.seed)
-        else:
-            scorer = HeuristicScorer()
-    stop = cfg.judge.stop_score
+    scorer = _scorer(models, cfg) if "pair" in names or "tap" in names else None
+    stop, pair, tap = cfg.judge.stop_score, cfg.pair, cfg.tap
     out: list[Attack] = []
     for name in names:
         if name == "advgame":
-            out.append(
-                AdvGameAttack(
-                    attacker,
-                    attacker_sampling,
-                    budget,
-                    samples=att.samples,
-                    fmt=att.advgame_format,
-                    seed=cfg.seed,
-                )
-            )
+            out.append(AdvGameAttack(attacker, sampling, budget, samples=att.samples, fmt=att.advgame_format,
+                                     seed=cfg.seed))
         elif name == "pair":
-            lm = AttackerLM(attacker, attacker_sampling, fmt=att.format, seed=cfg.seed)
-            out.append(
-                PairAttack(
-                    lm,
-                    scorer,
-                    budget,
-                    n_streams=cfg.pair.streams,
-                    n_iterations=cfg.pair.iterations,
-                    stop_score=stop,
-                )
-            )
+            lm = AttackerLM(attacker, sampling, fmt=att.format, seed=cfg.seed)
+            out.append(PairAttack(lm, scorer, budget, n_streams=pair.streams, n_iterations=pair.iterations,
+                                  stop_score=stop))
         elif name == "tap":
-            lm = AttackerLM(attacker, attacker_sampling, fmt=att.format, seed=cfg.seed + 1)
-            out.append(
-                TapAttack(
-                    lm,
-                    scorer,
-                    budget,
-                    branching=cfg.tap.branching,
-                    width=cfg.tap.width,
-                    depth=cfg.tap.depth,
-                    roots=cfg.tap.roots,
-                    stop_score=stop,
-                )
-            )
+            lm = AttackerLM(attacker, sampling, fmt=att.format, seed=cfg.seed + 1)
+            out.append(TapAttack(lm, scorer, budget, branching=tap.branching, width=tap.width,
+                                 depth=tap.depth, roots=tap.roots, stop_score=stop))
         elif name == "gcg":
             out.append(_gcg(cfg, models, target, budget))
     return out
+
+
+def _scorer(models: _Models, cfg: RedteamConfig):
+    """The LLM scorer of PAIR and TAP when a judge model is given, else the offline heuristic one."""
+    from advgame.redteam.scoring import HeuristicScorer, LLMScorer
+
+    if not cfg.judge.given:
+        return HeuristicScorer()
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=cfg.judge.max_new_tokens, batch_size=16)
+    return LLMScorer(models.get(cfg.judge)[0], sampling, seed=cfg.seed)
 
 
 def _gcg(cfg: RedteamConfig, models: _Models, target: Target, budget: Budget) -> Attack:
@@ -126,14 +101,6 @@ def _gcg(cfg: RedteamConfig, models: _Models, target: Target, budget: Budget) ->
         surrogate = (model, tok)
     elif not target.white_box:
         raise ValueError("attack gcg on a remote target needs a local surrogate: --gcg-surrogate MODEL")
-    return GcgAttack(
-        budget,
-        steps=g.steps,
-        search_width=g.search_width,
-        topk=g.topk,
-        suffix_len=g.suffix_len,
-        target_template=g.target_template,
-        surrogate=surrogate,
-        surrogate_name=g.surrogate,
-        seed=cfg.seed,
-    )
+    return GcgAttack(budget, steps=g.steps, search_width=g.search_width, topk=g.topk, suffix_len=g.suffix_len,
+                     target_template=g.target_template, surrogate=surrogate, surrogate_name=g.surrogate,
+                     seed=cfg.seed)

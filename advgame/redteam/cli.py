@@ -19,116 +19,63 @@ import sys
 from pathlib import Path
 
 from advgame.cli_args import NON_NEGATIVE, POSITIVE, POSITIVE_FLOAT, comma_list
-from advgame.config.flags import add_config_arguments, given, load_command_config, shortcut
+from advgame.config.flags import add_command, given, load_command_config
 from advgame.redteam.config import RedteamConfig
 
 SUMMARY = "run the trained Attacker, PAIR, TAP and GCG against a target"
 EXIT_ERROR = 1
 FORMATS = ["think", "nothink", "plain"]
+CATEGORIES = ["standard", "contextual", "copyright", "all"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `redteam` subcommand to the `advgame` parser."""
-    p = sub.add_parser(
-        "redteam",
-        help=SUMMARY,
-        description=SUMMARY[0].upper() + SUMMARY[1:] + ". Flags are "
-        "shortcuts for config keys (named in [...]); they override the CONFIG file and overrides.",
-    )
-    add_config_arguments(p, "configs/redteam/example.yaml")
-
-    def flag(group, name, key, help="", **kwargs):
-        shortcut(group, RedteamConfig, name, key, help, **kwargs)
-
-    t = p.add_argument_group("target (a local model or an OpenAI-compatible endpoint)")
-    flag(
-        t,
-        "--target",
-        "target.path",
-        "local model: smollm2, tiny:llama, an HF dir, an advgame RUN dir or checkpoint",
-    )
-    flag(t, "--target-adapter", "target.adapter", "LoRA adapter dir applied on top of --target")
-    flag(t, "--target-url", "target.url", "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    flag(t, "--target-model", "target.model", "model name at --target-url")
-    flag(t, "--target-api-key-env", "target.api_key_env", "env var holding the endpoint's key")
-    flag(t, "--target-concurrency", "target.concurrency", "requests in flight to an endpoint", type=POSITIVE)
-    flag(t, "--target-retries", "target.retries", "retries of a failed endpoint request", type=NON_NEGATIVE)
-    flag(t, "--max-new-tokens", "decoding.max_new_tokens", "target reply cap", type=POSITIVE)
-    flag(t, "--temperature", "decoding.temperature", "target temperature (0 = greedy)", type=float)
+    p, flag = add_command(sub, "redteam", SUMMARY, RedteamConfig, "configs/redteam/example.yaml")
+    t = p.add_argument_group("target (one of --target or --target-url)")
+    flag(t, "--target", "target.path")
+    flag(t, "--target-adapter", "target.adapter")
+    flag(t, "--target-url", "target.url")
+    flag(t, "--target-model", "target.model")
+    flag(t, "--target-api-key-env", "target.api_key_env")
+    flag(t, "--target-concurrency", "target.concurrency", type=POSITIVE)
+    flag(t, "--target-retries", "target.retries", type=NON_NEGATIVE)
+    flag(t, "--max-new-tokens", "decoding.max_new_tokens", type=POSITIVE)
+    flag(t, "--temperature", "decoding.temperature", type=float)
     a = p.add_argument_group("attacks and behaviours")
     flag(a, "--attacks", "attacks", "comma-separated: advgame, pair, tap, gcg", type=comma_list)
-    flag(a, "--behaviors", "behaviors.source", "harmbench or builtin:NAME")
-    flag(
-        a,
-        "--behaviors-file",
-        "behaviors.file",
-        "CSV (HarmBench schema) or JSONL {behavior_id, behavior, category}",
-    )
+    flag(a, "--behaviors", "behaviors.source")
+    flag(a, "--behaviors-file", "behaviors.file")
     flag(a, "--harmbench-split", "behaviors.split", choices=["test", "val"])
-    flag(
-        a,
-        "--functional-category",
-        "behaviors.functional_category",
-        "HarmBench FunctionalCategory to keep (ignored with --behaviors-file, which keeps every row)",
-        choices=["standard", "contextual", "copyright", "all"],
-    )
-    flag(a, "--limit", "behaviors.limit", "first N behaviours only", type=POSITIVE)
-    flag(a, "--classifier", "classifier", "success classifier (eval registry name)")
-    flag(a, "--max-queries", "budget.max_queries", "target queries per attack and behaviour", type=POSITIVE)
-    flag(a, "--max-seconds", "budget.max_seconds", "seconds per attack and behaviour", type=POSITIVE_FLOAT)
+    flag(a, "--functional-category", "behaviors.functional_category", choices=CATEGORIES)
+    flag(a, "--limit", "behaviors.limit", type=POSITIVE)
+    flag(a, "--classifier", "classifier")
+    flag(a, "--max-queries", "budget.max_queries", type=POSITIVE)
+    flag(a, "--max-seconds", "budget.max_seconds", type=POSITIVE_FLOAT)
     flag(a, "--seed", "seed", type=int)
-    flag(a, "--out", "out", "output dir (default runs/redteam/<target>); rerun into it to resume")
+    flag(a, "--out", "out")
     flag(a, "--no-progress", "progress", "no progress bar", action="store_const", const=False)
     m = p.add_argument_group("attacker LLM (advgame, pair, tap) and scoring judge (pair, tap)")
-    flag(m, "--attacker", "attacker.path", "attacker model: RUN/final/attacker_ema, smollm2, an HF dir ...")
-    flag(m, "--attacker-url", "attacker.url", "attacker at an OpenAI-compatible endpoint instead")
-    flag(m, "--attacker-model", "attacker.model", "model name at --attacker-url")
+    flag(m, "--attacker", "attacker.path")
+    flag(m, "--attacker-url", "attacker.url")
+    flag(m, "--attacker-model", "attacker.model")
     flag(m, "--attacker-api-key-env", "attacker.api_key_env")
     flag(m, "--attacker-max-new-tokens", "attacker.max_new_tokens", type=POSITIVE)
     flag(m, "--attacker-temperature", "attacker.temperature", type=float)
-    flag(m, "--attacker-format", "attacker.format", "PAIR/TAP attacker answer layout", choices=FORMATS)
-    flag(
-        m,
-        "--advgame-format",
-        "attacker.advgame_format",
-        "the trained Attacker's format (as in its training config: game.attacker_format)",
-        choices=FORMATS,
-    )
-    flag(m, "--samples", "attacker.samples", "advgame: rewrites per behaviour", type=POSITIVE)
-    flag(
-        m,
-        "--judge-model",
-        "judge.path",
-        "1-10 scorer: a local model, or with --judge-url the model name there "
-        "(judge.model); default: the offline heuristic scorer",
-    )
-    flag(m, "--judge-url", "judge.url", "scorer at an OpenAI-compatible endpoint")
+    flag(m, "--attacker-format", "attacker.format", choices=FORMATS)
+    flag(m, "--advgame-format", "attacker.advgame_format", choices=FORMATS)
+    flag(m, "--samples", "attacker.samples", type=POSITIVE)
+    flag(m, "--judge-model", "judge.path", "1-10 scorer: a local model, or with --judge-url the model "
+         "name there (judge.model); none: the offline heuristic scorer")
+    flag(m, "--judge-url", "judge.url")
     flag(m, "--judge-api-key-env", "judge.api_key_env")
     flag(m, "--judge-max-new-tokens", "judge.max_new_tokens", type=POSITIVE)
-    flag(m, "--stop-score", "judge.stop_score", "PAIR/TAP stop when a rating reaches this", type=float)
+    flag(m, "--stop-score", "judge.stop_score", type=float)
     s = p.add_argument_group("attack sizes")
-    flag(s, "--pair-streams", "pair.streams", type=POSITIVE)
-    flag(s, "--pair-iterations", "pair.iterations", type=POSITIVE)
-    flag(s, "--tap-branching", "tap.branching", type=POSITIVE)
-    flag(s, "--tap-width", "tap.width", type=POSITIVE)
-    flag(s, "--tap-depth", "tap.depth", type=POSITIVE)
-    flag(s, "--tap-roots", "tap.roots", type=POSITIVE)
-    flag(s, "--gcg-steps", "gcg.steps", type=POSITIVE)
-    flag(s, "--gcg-search-width", "gcg.search_width", type=POSITIVE)
-    flag(s, "--gcg-topk", "gcg.topk", type=POSITIVE)
-    flag(s, "--gcg-suffix-len", "gcg.suffix_len", type=POSITIVE)
-    flag(
-        s,
-        "--gcg-surrogate",
-        "gcg.surrogate",
-        "local white-box model to optimise GCG on (needed for remote targets)",
-    )
-    flag(
-        s,
-        "--gcg-target-template",
-        "gcg.target_template",
-        "GCG target string; {behavior} is the behaviour text",
-    )
+    for name in ("pair.streams", "pair.iterations", "tap.branching", "tap.width", "tap.depth", "tap.roots",
+                 "gcg.steps", "gcg.search_width", "gcg.topk", "gcg.suffix_len"):
+        flag(s, "--" + name.replace(".", "-").replace("_", "-"), name, type=POSITIVE)
+    flag(s, "--gcg-surrogate", "gcg.surrogate")
+    flag(s, "--gcg-target-template", "gcg.target_template")
     p.set_defaults(run=run)
 
 
