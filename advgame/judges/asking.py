@@ -4,8 +4,8 @@ The game's judges (`advgame.judges.llm`), eval's `llm-judge` classifier and redt
 ask through `JudgeAsker.ask(renders, parse)`:
 
   1. render: each prompt is `render(nonce)`, with a fresh per-prompt nonce drawn here, so that the
-     untrusted text the render fences (`advgame.judges.rubrics.fence`) sits between fences its author
-     cannot forge;
+     untrusted text the render fences sits between fences its author cannot forge (`advgame.judges.rubrics`:
+     `fence` neutralises and fences a field, `reminder` and `user_message` close and wrap the prompt);
   2. call: one `backend.generate` batch. Retries belong to the backend (an endpoint retries timeouts,
      connection errors, 429 and 5xx itself, `advgame.backends.endpoint_pool`); what still fails comes back
      as a Completion with `error` set, never as an exception mid-batch;
