@@ -76,6 +76,8 @@ def test_eval_precedence_defaults_file_overrides_flags(tmp_path, monkeypatch):
         False,
     )
     assert cfg.data_files == {"xstest": str(XSTEST), "harmbench": "h.csv"}  # a flag adds to the file's pairs
+    assert main(["eval", str(path), "--limit", "2", "limit=5", "seed=4"]) == 0  # overrides after a flag
+    assert (seen[-1].limit, seen[-1].seed) == (2, 4)
     assert main(["eval", "benchmarks=[xstest]", "--model", "m"]) == 0  # overrides without a file
     assert seen[-1].benchmarks == ["xstest"] and seen[-1].model.path == "m"
 
