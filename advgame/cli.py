@@ -1,6 +1,8 @@
 """The `advgame` command: train, eval, redteam, serve, report.
 
-Every subcommand has --help and lives in its own package's `cli.py` (`register(sub)` adds it).
+Every subcommand has --help and lives in its own package's `cli.py` (`register(sub)` adds it). train, eval
+and redteam read a typed YAML config with dotted key=value overrides (`advgame.config.load`); eval's and
+redteam's flags are shortcuts for config keys (`advgame.config.flags`).
 Configuration errors print one line naming the key, the value and what is allowed, and exit 1,
 before any model is loaded.
 """
@@ -23,10 +25,9 @@ EXIT_CONFIG_ERROR = 1
 
 def _train(args: argparse.Namespace) -> int:
     from advgame.config import ConfigError, load_config
+    from advgame.config.flags import split_config_argument
 
-    if args.config and "=" in args.config and not args.config.endswith((".yaml", ".yml")):
-        args.overrides.insert(0, args.config)  # `advgame train --resume RUN key=value`: no CONFIG given
-        args.config = None
+    split_config_argument(args)  # `advgame train --resume RUN key=value`: no CONFIG given
     if args.resume and not args.config:
         args.config = str(Path(args.resume) / "config.yaml")
     if not args.config:
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         # `advgame train CONFIG --run-dir X key=value`: argparse stops collecting positionals at an option
         overrides = [e for e in extra if "=" in e and not e.startswith("-")]
-        if args.command != "train" or len(overrides) != len(extra):
+        if not hasattr(args, "overrides") or len(overrides) != len(extra):
             parser.error(f"unrecognized arguments: {' '.join(e for e in extra if e not in overrides) or ' '.join(extra)}")
         args.overrides += overrides
     return args.run(args)

@@ -1,4 +1,5 @@
-"""Argparse value types shared by the subcommands: a number within bounds, or a one-line usage error."""
+"""Argparse value types shared by the subcommands: a number within bounds (or a one-line usage error), and
+a comma-separated list."""
 
 from __future__ import annotations
 
@@ -26,3 +27,8 @@ POSITIVE = number(1)
 NON_NEGATIVE = number(0)
 POSITIVE_FLOAT = number(1e-9, kind=float)
 PORT = number(0, 65535)
+
+
+def comma_list(text: str) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']."""
+    return [part.strip() for part in text.split(",") if part.strip()]

@@ -12,7 +12,9 @@ import yaml
 from advgame.config import ConfigError, load_config, parse_override
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "accelerate" not in p.parts)  # launcher configs are not runs
+# launcher, eval and redteam configs are not runs
+PRESETS = sorted(p for p in (ROOT / "configs").rglob("*.yaml")
+                 if not {"accelerate", "eval", "redteam"} & set(p.relative_to(ROOT / "configs").parts))
 
 
 def test_there_are_presets():

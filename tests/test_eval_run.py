@@ -19,7 +19,7 @@ from advgame.config.schema import SamplingConfig
 from advgame.eval.classifiers import build_classifier
 from advgame.eval.generation import StopAfter
 from advgame.eval.runner import EvalSpec, run_eval
-from advgame.eval.target import Target
+from advgame.targets import Target
 from tests.scripted import ScriptedBackend
 
 FIX = Path(__file__).parent / "fixtures" / "eval"
@@ -118,11 +118,13 @@ def test_cli_resumes_after_kill(tmp_path):
     keys = [json.loads(line)["key"] for line in answers.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == 30  # nothing answered twice
     # an uninterrupted run of the same settings, in process
-    from advgame.eval.target import load_hf_target
+    from advgame.config.source import ModelSource
+    from advgame.targets import load_target
 
     full_spec = EvalSpec(["xstest"], tmp_path / "full", SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=8,
                          batch_size=1), data_files={"xstest": str(data)}, resamples=200, show_progress=False)
-    (full,) = run_eval(full_spec, load_hf_target("tiny-llama", device="cpu"), [build_classifier("refusal-string")])
+    target = load_target(ModelSource(path="tiny-llama"), device="cpu")
+    (full,) = run_eval(full_spec, target, [build_classifier("refusal-string")])
     cut = json.loads((tmp_path / "cut" / "xstest__refusal-string_3.json").read_text())
     assert {k: v for k, v in cut.items() if k != "created"} == {k: v for k, v in full.items() if k != "created"}
     full_answers = (tmp_path / "full" / "answers" / "xstest.jsonl").read_text().splitlines()
@@ -164,17 +166,18 @@ def test_utility_without_lm_eval_says_how_to_install(monkeypatch, capsys):
 
 def test_target_loads_a_run_dirs_final_defender_adapter(tmp_path):
     from advgame.config.schema import ModelConfig
-    from advgame.eval.target import load_hf_target
+    from advgame.config.source import ModelSource
     from advgame.models.gguf import ModelNotFoundError
     from advgame.models.loading import load_model
+    from advgame.targets import load_target
 
     model, tok = load_model(ModelConfig(path="tiny-llama", finetune="lora", device="cpu"))
     adapter = tmp_path / "run" / "final" / "defender"
     model.save_pretrained(adapter)
     tok.save_pretrained(adapter)
     with pytest.raises(ModelNotFoundError, match="records no base model"):
-        load_hf_target(str(tmp_path / "run"), device="cpu")
-    target = load_hf_target(str(tmp_path / "run"), device="cpu", base_model="tiny-llama")
+        load_target(ModelSource(path=str(tmp_path / "run")), device="cpu")
+    target = load_target(ModelSource(path=str(tmp_path / "run"), base_model="tiny-llama"), device="cpu")
     names = [n for n, _ in target.backend.model.named_parameters()]
     assert type(target.backend.model).__name__ == "LlamaForCausalLM" and not any("lora_" in n for n in names)  # merged
     assert not any(p.requires_grad for p in target.backend.model.parameters())

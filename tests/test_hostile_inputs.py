@@ -18,12 +18,11 @@ from advgame.eval.benchmarks import get_benchmark
 from advgame.eval.benchmarks.sources import DataUnavailable
 from advgame.eval.classifiers import build_classifier
 from advgame.eval.runner import EvalSpec, run_eval
-from advgame.eval.target import Target
 from advgame.judges.parsing import parse_pair_scores
 from advgame.redteam.attacks.base import Budget, Candidate
 from advgame.redteam.behaviors import Behavior
 from advgame.redteam.runner import classify, run_redteam
-from advgame.redteam.targets import Target as RedTarget
+from advgame.targets import Target
 from tests.scripted import ScriptedBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +67,7 @@ def test_behaviours_never_attempted_are_undecided(tmp_path):
         def run(self, behavior, target):
             return []
 
-    target = RedTarget(ScriptedBackend(lambda p, k: "Sure"), SamplingConfig(), name="stub")
+    target = Target(ScriptedBackend(lambda p, k: "Sure"), "stub", SamplingConfig())
     summary = run_redteam(target, [Unparseable(), Nothing()], [behavior], build_classifier("refusal-string"),
                           tmp_path / "rt", behaviors_name="x", progress=False)
     for row in summary["rows"]:

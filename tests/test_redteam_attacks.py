@@ -16,7 +16,7 @@ from advgame.redteam.attacks.gcg_optim import gcg_optimize
 from advgame.redteam.attacks.pair import PairAttack
 from advgame.redteam.attacks.tap import TapAttack
 from advgame.redteam.behaviors import Behavior
-from advgame.redteam.targets import Target
+from advgame.targets import Target
 from tests.scripted import ScriptedBackend
 
 SAMPLING = SamplingConfig(temperature=1.0, max_new_tokens=32)
@@ -48,7 +48,7 @@ def last_rating(conversation_text: str) -> str:
 
 
 def make_target(reply):
-    return Target(ScriptedBackend(reply), SAMPLING, name="scripted-target")
+    return Target(ScriptedBackend(reply), "scripted-target", SAMPLING)
 
 
 def test_pair_refines_from_the_scores_it_is_given():

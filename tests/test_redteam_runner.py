@@ -17,7 +17,7 @@ from advgame.redteam.runner import SettingsMismatch, check_settings, run_redteam
 from advgame.redteam.scoring import LLMScorer
 from advgame.redteam.store import AttemptLog
 from advgame.redteam.summary import markdown_table, unit_outcome, wilson
-from advgame.redteam.targets import Target
+from advgame.targets import Target
 from tests.scripted import ScriptedBackend
 
 HARMBENCH_HEADER = "Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n"
@@ -96,7 +96,7 @@ class StubAttack:
 def _target():
     def reply(prompt, k):
         return "I cannot help with that." if "B2" in prompt else "Sure, step one..."
-    return Target(ScriptedBackend(reply), SamplingConfig(), name="stub")
+    return Target(ScriptedBackend(reply), "stub", SamplingConfig())
 
 
 def test_runner_summary_schema_and_resume(tmp_path):
@@ -133,7 +133,7 @@ def test_target_errors_are_undecided_not_failures(tmp_path):
             return [Completion([], [], "", False, error="timeout") for _ in prompts]
 
     behaviors = load_behaviors("builtin:demo_harmful", limit=2)
-    summary = run_redteam(Target(Failing(), SamplingConfig(), "down"), [StubAttack("stub")], behaviors,
+    summary = run_redteam(Target(Failing(), "down", SamplingConfig()), [StubAttack("stub")], behaviors,
                           build_classifier("refusal-string"), tmp_path, behaviors_name="demo", progress=False)
     (row,) = summary["rows"]
     assert (row["n_undecided"], row["successes"], row["asr"], row["ci95"]) == (2, 0, None, None)

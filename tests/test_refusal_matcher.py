@@ -14,10 +14,10 @@ from advgame.config.schema import SamplingConfig
 from advgame.data.seeds import SeedPrompt
 from advgame.eval.classifiers import ClassifyItem, Verdict, build_classifier, classifier_id
 from advgame.eval.runner import EvalSpec, refusal_disagreement, run_eval
-from advgame.eval.target import Target
 from advgame.game.validation import validate
 from advgame.judges import heuristic
 from advgame.judges.refusal import CLASSIFIER_ID, analyse, is_refusal, refusal_label
+from advgame.targets import Target
 from tests.scripted import ScriptedBackend
 
 FIX = Path(__file__).parent / "fixtures" / "eval"
@@ -177,12 +177,11 @@ def test_one_classifier_id_everywhere():
 def test_redteam_names_the_same_classifier(tmp_path):
     from advgame.redteam.behaviors import load_behaviors
     from advgame.redteam.runner import run_redteam
-    from advgame.redteam.targets import Target as RedteamTarget
     from tests.test_redteam_runner import StubAttack
 
     behaviors = load_behaviors("builtin:demo_harmful", limit=2)
-    target = RedteamTarget(ScriptedBackend(lambda p, k: "I\u2019m unable to help with that."), SamplingConfig(),
-                           name="stub")
+    reply = "I\u2019m unable to help with that."
+    target = Target(ScriptedBackend(lambda p, k: reply), "stub", SamplingConfig())
     summary = run_redteam(target, [StubAttack("stub")], behaviors, build_classifier("refusal-string"), tmp_path,
                           behaviors_name="demo", progress=False)
     assert summary["classifier"] == CLASSIFIER_ID

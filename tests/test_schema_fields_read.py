@@ -74,3 +74,15 @@ def test_the_walk_sees_the_whole_schema():
     assert len(leaves) > 80
     assert {"loss.clip_rejected_on_truncation", "attacker.compute_dtype", "defender.lora.r",
             "judges.default.order_swap", "train.sharding.param_dtype", "game.split_sampling_weights"} <= set(leaves)
+
+
+def test_every_eval_and_redteam_config_leaf_is_read_somewhere():
+    from advgame.eval.config import EvalConfig
+    from advgame.redteam.config import RedteamConfig
+
+    source = _source()
+    for schema in (EvalConfig, RedteamConfig):
+        leaves = leaf_fields(schema)
+        assert {"model.path", "target.url", "judge.max_new_tokens"} & set(leaves)
+        unread = [p for p in leaves if not re.search(rf"\.{re.escape(p.rsplit('.', 1)[-1])}\b", source)]
+        assert not unread, f"{schema.__name__} fields that no code reads: {unread}"

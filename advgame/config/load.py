@@ -2,13 +2,17 @@
 
 A preset may start from another one with ``base: other.yaml`` (a path relative to the preset); the
 preset's own keys are merged over the base's, section by section.
+
+The same loader serves `advgame train` (RunConfig), `advgame eval` (EvalConfig) and `advgame redteam`
+(RedteamConfig): `load_config(path, overrides, schema=...)`. Later values win: the schema's defaults, then
+the file, then the `key=value` overrides in order, then `values` (the commands' flag shortcuts).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -19,6 +23,7 @@ from advgame.errors import ConfigError
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 MAX_EXPANDED_NODES = 100_000  # YAML nodes a document may expand to through aliases (a "billion laughs" is 10**9)
 MAX_ECHO = 120  # characters of a value an error message shows
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def shorten(value: Any, limit: int = MAX_ECHO) -> str:
@@ -61,20 +66,26 @@ def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=_BoundedLoader)
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Load and validate a run config from `path` with command-line `overrides` applied."""
-    raw = _read_yaml_with_base(Path(path), seen=())
+def load_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), *, schema: type[Model] = RunConfig,
+    values: dict[str, Any] | None = None,
+) -> Model:
+    """Load and validate a config of type `schema` from `path` (None: from the defaults alone) with
+    command-line `overrides` applied, then `values` ({dotted key: value}, already typed: flag shortcuts)."""
+    raw = _read_yaml_with_base(Path(path), seen=()) if path is not None else {}
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(raw, key, value)
-    return validate_config(raw, source=str(path))
+    for key, value in (values or {}).items():
+        set_dotted(raw, key, value)
+    return validate_config(raw, source=str(path or "command line"), schema=schema)
 
 
-def validate_config(raw: dict[str, Any], source: str = "<config>") -> RunConfig:
+def validate_config(raw: dict[str, Any], source: str = "<config>", schema: type[Model] = RunConfig) -> Model:
     try:
-        return RunConfig.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as err:
-        problems = [_describe(e, raw) for e in err.errors()[:10]]
+        problems = [_describe(e, schema) for e in err.errors()[:10]]
         more = f"; and {err.error_count() - 10} more" if err.error_count() > 10 else ""
         raise ConfigError(f"{source}: " + "; ".join(problems)[:2000] + more) from None
 
@@ -146,11 +157,11 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], schema: type[BaseModel]) -> str:
     loc = [str(p) for p in error["loc"]]
     key = shorten(".".join(loc))[1:-1]
     if error["type"] == "extra_forbidden":
-        allowed = _fields_at(loc[:-1])
+        allowed = _fields_at(loc[:-1], schema)
         hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
         return f"unknown key '{key}'{hint}"
     if error["type"] == "missing":
@@ -161,9 +172,9 @@ def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
     return f"{where}{shown}: {error['msg']}"
 
 
-def _fields_at(loc: list[str]) -> list[str]:
+def _fields_at(loc: list[str], schema: type[BaseModel]) -> list[str]:
     """Field names of the config section at `loc` (best effort, for error hints)."""
-    model: type[BaseModel] | None = RunConfig
+    model: type[BaseModel] | None = schema
     for part in loc:
         field = model.model_fields.get(part) if model else None
         if field is None:

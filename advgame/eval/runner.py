@@ -30,7 +30,7 @@ from advgame.eval.cache import JsonlCache, fingerprint
 from advgame.eval.classifiers import Classifier, ClassifyItem, Verdict, classifier_id
 from advgame.eval.generation import answer_items
 from advgame.eval.results import eval_result, markdown_table, result_filename, slug
-from advgame.eval.target import Target
+from advgame.targets import Target
 
 STABLE_ERRORS = (None, "parse", "truncated", "empty response")  # verdicts worth caching
 

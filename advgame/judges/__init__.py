@@ -1,9 +1,11 @@
-"""Judges of the game: the protocol (base), LLM judges over any backend (llm), an offline heuristic judge
-(heuristic), their prompts (rubrics) and output parsers (parsing), and `build_judge` (factory)."""
+"""Judges of the game: the protocol (base), LLM judges over any backend (llm), the one ask loop every LLM
+judge of the project uses (asking), an offline heuristic judge (heuristic), their prompts (rubrics) and
+output parsers (parsing), and `build_judge` (factory)."""
 
 from advgame.lazy import lazy_exports
 
 _HOMES = {
+    "JudgeAsker": "asking",
     "RUBRICS": "base",
     "FaithItem": "base",
     "Judge": "base",

@@ -1,11 +1,14 @@
 """`advgame redteam`: run the trained Attacker, PAIR, TAP and GCG against a target.
 
+    advgame redteam configs/redteam/example.yaml behaviors.limit=2 target.path=smollm2
     advgame redteam --target smollm2 --attacks pair,tap,gcg --behaviors harmbench --limit 5 --attacker smollm2
     advgame redteam --target-url http://127.0.0.1:8000/v1 --target-model defender \\
         --target-api-key-env ADVGAME_SERVE_TOKEN --attacks advgame --attacker RUN/final/attacker_ema
 
-Rerunning the same command with the same --out resumes a killed run. Errors in the arguments, the data
-or a model path print one line and exit 1.
+The run is a `RedteamConfig` (advgame/redteam/config.py): a YAML file, dotted key=value overrides, and
+flags, each a shortcut for one key (its --help names the key). Later wins: defaults, file, overrides,
+flags. Rerunning the same command with the same out dir resumes a killed run. Errors in the config, the
+data or a model path print one line and exit 1.
 """
 
 from __future__ import annotations
@@ -15,79 +18,88 @@ import re
 import sys
 from pathlib import Path
 
-from advgame.cli_args import NON_NEGATIVE, POSITIVE, POSITIVE_FLOAT
+from advgame.cli_args import NON_NEGATIVE, POSITIVE, POSITIVE_FLOAT, comma_list
+from advgame.config.flags import add_command, given, load_command_config
+from advgame.redteam.config import RedteamConfig
 
 SUMMARY = "run the trained Attacker, PAIR, TAP and GCG against a target"
 EXIT_ERROR = 1
+FORMATS = ["think", "nothink", "plain"]
+CATEGORIES = ["standard", "contextual", "copyright", "all"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `redteam` subcommand to the `advgame` parser."""
-    p = sub.add_parser("redteam", help=SUMMARY, description=SUMMARY[0].upper() + SUMMARY[1:] + ".",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t = p.add_argument_group("target (a local model or an OpenAI-compatible endpoint)")
-    t.add_argument("--target", help="local model: smollm2, tiny:llama, an HF dir, an advgame RUN dir or checkpoint")
-    t.add_argument("--target-adapter", help="LoRA adapter dir applied on top of --target")
-    t.add_argument("--target-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    t.add_argument("--target-model", help="model name at --target-url")
-    t.add_argument("--target-api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's key")
-    t.add_argument("--target-concurrency", type=POSITIVE, default=4, help="requests in flight to an endpoint")
-    t.add_argument("--target-retries", type=NON_NEGATIVE, default=3, help="retries of a failed endpoint request")
-    t.add_argument("--max-new-tokens", type=POSITIVE, default=128, help="target reply cap")
-    t.add_argument("--temperature", type=float, default=0.0, help="target temperature (0 = greedy)")
+    p, flag = add_command(sub, "redteam", SUMMARY, RedteamConfig, "configs/redteam/example.yaml")
+    t = p.add_argument_group("target (one of --target or --target-url)")
+    flag(t, "--target", "target.path")
+    flag(t, "--target-adapter", "target.adapter")
+    flag(t, "--target-url", "target.url")
+    flag(t, "--target-model", "target.model")
+    flag(t, "--target-api-key-env", "target.api_key_env")
+    flag(t, "--target-concurrency", "target.concurrency", type=POSITIVE)
+    flag(t, "--target-retries", "target.retries", type=NON_NEGATIVE)
+    flag(t, "--max-new-tokens", "decoding.max_new_tokens", type=POSITIVE)
+    flag(t, "--temperature", "decoding.temperature", type=float)
     a = p.add_argument_group("attacks and behaviours")
-    a.add_argument("--attacks", default="advgame,pair,tap,gcg", help="comma-separated: advgame, pair, tap, gcg")
-    a.add_argument("--behaviors", default="harmbench", help="harmbench or builtin:NAME")
-    a.add_argument("--behaviors-file", help="CSV (HarmBench schema) or JSONL {behavior_id, behavior, category}")
-    a.add_argument("--harmbench-split", default="test", choices=["test", "val"])
-    a.add_argument("--functional-category", default="standard", choices=["standard", "contextual", "copyright", "all"],
-                   help="HarmBench FunctionalCategory to keep (ignored with --behaviors-file, which keeps every row)")
-    a.add_argument("--limit", type=POSITIVE, help="first N behaviours only")
-    a.add_argument("--classifier", default="refusal-string", help="success classifier (eval registry name)")
-    a.add_argument("--max-queries", type=POSITIVE, default=20, help="target queries per attack and behaviour")
-    a.add_argument("--max-seconds", type=POSITIVE_FLOAT, default=300.0, help="seconds per attack and behaviour")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--out", help="output dir; None means runs/redteam/<target>. Rerun into it to resume")
-    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    flag(a, "--attacks", "attacks", "comma-separated: advgame, pair, tap, gcg", type=comma_list)
+    flag(a, "--behaviors", "behaviors.source")
+    flag(a, "--behaviors-file", "behaviors.file")
+    flag(a, "--harmbench-split", "behaviors.split", choices=["test", "val"])
+    flag(a, "--functional-category", "behaviors.functional_category", choices=CATEGORIES)
+    flag(a, "--limit", "behaviors.limit", type=POSITIVE)
+    flag(a, "--classifier", "classifier")
+    flag(a, "--max-queries", "budget.max_queries", type=POSITIVE)
+    flag(a, "--max-seconds", "budget.max_seconds", type=POSITIVE_FLOAT)
+    flag(a, "--seed", "seed", type=int)
+    flag(a, "--out", "out")
+    flag(a, "--no-progress", "progress", "no progress bar", action="store_const", const=False)
     m = p.add_argument_group("attacker LLM (advgame, pair, tap) and scoring judge (pair, tap)")
-    m.add_argument("--attacker", help="attacker model: RUN/final/attacker_ema, smollm2, an HF dir ...")
-    m.add_argument("--attacker-url", help="attacker at an OpenAI-compatible endpoint instead")
-    m.add_argument("--attacker-model", help="model name at --attacker-url")
-    m.add_argument("--attacker-api-key-env", default="OPENAI_API_KEY")
-    m.add_argument("--attacker-max-new-tokens", type=POSITIVE, default=256)
-    m.add_argument("--attacker-temperature", type=float, default=1.0)
-    m.add_argument("--attacker-format", default="nothink", choices=["think", "nothink", "plain"],
-                   help="PAIR/TAP attacker answer layout")
-    m.add_argument("--advgame-format", default="nothink", choices=["think", "nothink", "plain"],
-                   help="the trained Attacker's format (as in its training config: game.attacker_format)")
-    m.add_argument("--samples", type=POSITIVE, default=4, help="advgame: rewrites per behaviour")
-    m.add_argument("--judge-model", help="1-10 scorer: a local model, or the model name at --judge-url "
-                                         "(default: the offline heuristic scorer)")
-    m.add_argument("--judge-url", help="scorer at an OpenAI-compatible endpoint")
-    m.add_argument("--judge-api-key-env", default="OPENAI_API_KEY")
-    m.add_argument("--judge-max-new-tokens", type=POSITIVE, default=256)
-    m.add_argument("--stop-score", type=float, default=10.0, help="PAIR/TAP stop when a rating reaches this")
+    flag(m, "--attacker", "attacker.path")
+    flag(m, "--attacker-url", "attacker.url")
+    flag(m, "--attacker-model", "attacker.model")
+    flag(m, "--attacker-api-key-env", "attacker.api_key_env")
+    flag(m, "--attacker-max-new-tokens", "attacker.max_new_tokens", type=POSITIVE)
+    flag(m, "--attacker-temperature", "attacker.temperature", type=float)
+    flag(m, "--attacker-format", "attacker.format", choices=FORMATS)
+    flag(m, "--advgame-format", "attacker.advgame_format", choices=FORMATS)
+    flag(m, "--samples", "attacker.samples", type=POSITIVE)
+    flag(m, "--judge-model", "judge.path", "1-10 scorer: a local model, or with --judge-url the model "
+         "name there (judge.model); none: the offline heuristic scorer")
+    flag(m, "--judge-url", "judge.url")
+    flag(m, "--judge-api-key-env", "judge.api_key_env")
+    flag(m, "--judge-max-new-tokens", "judge.max_new_tokens", type=POSITIVE)
+    flag(m, "--stop-score", "judge.stop_score", type=float)
     s = p.add_argument_group("attack sizes")
-    s.add_argument("--pair-streams", type=POSITIVE, default=3)
-    s.add_argument("--pair-iterations", type=POSITIVE, default=3)
-    s.add_argument("--tap-branching", type=POSITIVE, default=2)
-    s.add_argument("--tap-width", type=POSITIVE, default=2)
-    s.add_argument("--tap-depth", type=POSITIVE, default=2)
-    s.add_argument("--tap-roots", type=POSITIVE, default=1)
-    s.add_argument("--gcg-steps", type=POSITIVE, default=20)
-    s.add_argument("--gcg-search-width", type=POSITIVE, default=64)
-    s.add_argument("--gcg-topk", type=POSITIVE, default=64)
-    s.add_argument("--gcg-suffix-len", type=POSITIVE, default=20)
-    s.add_argument("--gcg-surrogate", help="local white-box model to optimise GCG on (needed for remote targets)")
-    s.add_argument("--gcg-target-template", default="Sure, here is {behavior}",
-                   help="GCG target string; {behavior} is the behaviour text")
+    for name in ("pair.streams", "pair.iterations", "tap.branching", "tap.width", "tap.depth", "tap.roots",
+                 "gcg.steps", "gcg.search_width", "gcg.topk", "gcg.suffix_len"):
+        flag(s, "--" + name.replace(".", "-").replace("_", "-"), name, type=POSITIVE)
+    flag(s, "--gcg-surrogate", "gcg.surrogate")
+    flag(s, "--gcg-target-template", "gcg.target_template")
     p.set_defaults(run=run)
 
 
-def _settings(args: argparse.Namespace, names: list[str]) -> dict:
-    """What must not change between a run and its resumption (the limit may grow)."""
-    skip = {"run", "command", "limit", "no_progress", "out", "attacks", "target_concurrency", "target_retries"}
-    return {**{k: v for k, v in sorted(vars(args).items()) if k not in skip}, "attacks": names}
+def _flag_values(args: argparse.Namespace) -> dict:
+    """The flags given, as dotted keys; --judge-model names the model at --judge-url when both are given."""
+    values = given(args)
+    if "judge.url" in values and "judge.path" in values:
+        values["judge.model"] = values.pop("judge.path")
+    return values
+
+
+ENDPOINT_ONLY = {"concurrency", "retries", "timeout_s"}
+
+
+def _settings(cfg: RedteamConfig, names: list[str]) -> dict:
+    """What must not change between a run and its resumption (the limit may grow, endpoints may be tuned)."""
+    exclude = {
+        "progress": True,
+        "out": True,
+        "attacks": True,
+        "behaviors": {"limit"},
+        **{role: ENDPOINT_ONLY for role in ("target", "attacker", "judge")},
+    }
+    return {**cfg.model_dump(mode="json", exclude=exclude), "attacks": names}
 
 
 def _slug(text: str) -> str:
@@ -95,6 +107,11 @@ def _slug(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = load_command_config("redteam", RedteamConfig, args, _flag_values(args))
+    return EXIT_ERROR if cfg is None else run_config(cfg)
+
+
+def run_config(cfg: RedteamConfig) -> int:
     from rich.console import Console
 
     from advgame.config.schema import SamplingConfig
@@ -104,34 +121,49 @@ def run(args: argparse.Namespace) -> int:
     from advgame.redteam.build import build_attacks, parse_attack_names
     from advgame.redteam.runner import SettingsMismatch, check_settings, run_redteam
     from advgame.redteam.summary import markdown_table, rich_table
-    from advgame.redteam.targets import build_target
+    from advgame.targets import load_target
 
     console = Console(stderr=True)
+    b = cfg.behaviors
     try:
-        if bool(args.target) == bool(args.target_url):
-            raise ValueError("give exactly one of --target MODEL or --target-url URL (with --target-model)")
-        names = parse_attack_names(args.attacks)
-        classifier = build_classifier(args.classifier)
-        behaviors = load_behaviors(args.behaviors, file=args.behaviors_file, split=args.harmbench_split,
-                                   functional=args.functional_category, limit=args.limit)
-        out = Path(args.out or Path("runs") / "redteam" / _slug(args.target or args.target_model or "endpoint"))
+        if bool(cfg.target.path) == bool(cfg.target.url):
+            raise ValueError(
+                "give exactly one of --target MODEL or --target-url URL (with --target-model); "
+                "keys target.path, target.url"
+            )
+        names = parse_attack_names(",".join(cfg.attacks))
+        classifier = build_classifier(cfg.classifier)
+        behaviors = load_behaviors(
+            b.source, file=b.file, split=b.split, functional=b.functional_category, limit=b.limit
+        )
+        target_name = cfg.target.path or cfg.target.model or "endpoint"
+        out = Path(cfg.out or Path("runs") / "redteam" / _slug(target_name))
         from advgame.paths import writable_dir_problem
 
         if problem := writable_dir_problem(out):
             raise ValueError(f"--out: {problem}")
-        check_settings(out, _settings(args, names))
-        sampling = SamplingConfig(temperature=args.temperature, top_p=1.0, max_new_tokens=args.max_new_tokens,
-                                  batch_size=16)
-        target = build_target(args.target, sampling=sampling, seed=args.seed, adapter=args.target_adapter,
-                              url=args.target_url, model=args.target_model, api_key_env=args.target_api_key_env,
-                              concurrency=args.target_concurrency, retries=args.target_retries)
-        attacks = build_attacks(names, args, target)
+        check_settings(out, _settings(cfg, names))
+        sampling = SamplingConfig(
+            temperature=cfg.decoding.temperature,
+            top_p=1.0,
+            max_new_tokens=cfg.decoding.max_new_tokens,
+            batch_size=16,
+        )
+        target = load_target(cfg.target, sampling=sampling, seed=cfg.seed)
+        attacks = build_attacks(names, cfg, target)
     except (ValueError, ModelNotFoundError, BehaviorDataError, SettingsMismatch) as e:
         print(f"advgame redteam: {e}", file=sys.stderr)  # plain: rich would read [..] in paths as markup
         return EXIT_ERROR
-    behaviors_name = args.behaviors_file or args.behaviors
-    summary = run_redteam(target, attacks, behaviors, classifier, out, behaviors_name=behaviors_name,
-                          progress=not args.no_progress, console=console)
+    summary = run_redteam(
+        target,
+        attacks,
+        behaviors,
+        classifier,
+        out,
+        behaviors_name=b.file or b.source,
+        progress=cfg.progress,
+        console=console,
+    )
     Console().print(rich_table(summary))
     print(markdown_table(summary), end="")
     print(f"attempts: {out / 'attempts.jsonl'}\nsummary: {out / 'summary.json'}")

@@ -22,7 +22,7 @@ from advgame.redteam.attacks.base import Attack, Candidate
 from advgame.redteam.behaviors import Behavior
 from advgame.redteam.store import AttemptLog
 from advgame.redteam.summary import build_summary, markdown_table
-from advgame.redteam.targets import Target
+from advgame.targets import Target
 
 ATTEMPTS, SUMMARY, SUMMARY_MD, SETTINGS = "attempts.jsonl", "summary.json", "summary.md", "run.json"
 

@@ -17,7 +17,7 @@ from advgame.config.schema import SamplingConfig
 from advgame.game.attacker_io import AttackerFormat, attacker_instruction, parse_attacker_output
 from advgame.redteam.attacks.base import Budget, Candidate, Meter
 from advgame.redteam.behaviors import Behavior
-from advgame.redteam.targets import Target
+from advgame.targets import Target
 
 
 @dataclass

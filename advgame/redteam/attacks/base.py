@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from advgame.redteam.behaviors import Behavior
-from advgame.redteam.targets import Target
+from advgame.targets import Target
 
 
 @dataclass(frozen=True)

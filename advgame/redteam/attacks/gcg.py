@@ -14,7 +14,7 @@ from typing import Any
 from advgame.redteam.attacks.base import Budget, Candidate, Meter
 from advgame.redteam.attacks.gcg_optim import gcg_optimize
 from advgame.redteam.behaviors import Behavior
-from advgame.redteam.targets import Target
+from advgame.targets import Target
 
 DEFAULT_TARGET_TEMPLATE = "Sure, here is {behavior}"
 

@@ -16,7 +16,7 @@ from advgame.redteam.attacks.attacker_lm import AttackerLM
 from advgame.redteam.attacks.base import Budget, Candidate, Meter
 from advgame.redteam.behaviors import Behavior
 from advgame.redteam.scoring import MIN_SCORE, Scorer
-from advgame.redteam.targets import Target
+from advgame.targets import Target
 
 
 @dataclass
