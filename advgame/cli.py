@@ -67,8 +67,16 @@ def _relaunch(args: argparse.Namespace) -> int:
     """`advgame train --num-processes N ...` = `torchrun --standalone --nproc-per-node N -m advgame train ...`."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.num_processes}",
-           "-m", "advgame", "train"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={args.num_processes}",
+        "-m",
+        "advgame",
+        "train",
+    ]
     cmd += [args.config] if args.config else []
     cmd += args.overrides
     cmd += ["--run-dir", args.run_dir] if args.run_dir else []
@@ -89,13 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train an Attacker and a Defender jointly",
         description="Train both players from a YAML preset. Any field can be overridden: optim.lr=1e-5 ema.decay=0.9",
     )
-    train.add_argument("config", nargs="?", help="YAML preset, e.g. configs/cpu_demo.yaml (optional with --resume)")
-    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. loss.beta=0.2")
+    train.add_argument(
+        "config", nargs="?", help="YAML preset, e.g. configs/cpu_demo.yaml (optional with --resume)"
+    )
+    train.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. loss.beta=0.2"
+    )
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     train.add_argument("--run-dir", help="output directory (default: OUTPUT_DIR/NAME from the config)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     train.add_argument(
-        "--num-processes", type=int, default=1, metavar="N",
+        "--num-processes",
+        type=int,
+        default=1,
+        metavar="N",
         help="data-parallel processes on this machine (relaunches under torchrun; `accelerate launch -m advgame "
         "train ...` and `torchrun` work too)",
     )
@@ -113,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         # `advgame train CONFIG --run-dir X key=value`: argparse stops collecting positionals at an option
         overrides = [e for e in extra if "=" in e and not e.startswith("-")]
         if not hasattr(args, "overrides") or len(overrides) != len(extra):
-            parser.error(f"unrecognized arguments: {' '.join(e for e in extra if e not in overrides) or ' '.join(extra)}")
+            parser.error(
+                f"unrecognized arguments: {' '.join(e for e in extra if e not in overrides) or ' '.join(extra)}"
+            )
         args.overrides += overrides
     return args.run(args)
 

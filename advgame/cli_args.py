@@ -14,7 +14,9 @@ def number(low: float, high: float = math.inf, kind=int):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
         if not low <= value <= high or math.isinf(value):  # NaN fails the comparison
             bounds = f"at least {low:g}" if math.isinf(high) else f"in {low:g}..{high:g}"
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")

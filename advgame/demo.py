@@ -54,32 +54,51 @@ def _cell(s: dict, percent: bool) -> str:
         return "-"
     k, fmt = (100, "{:.1f}%") if percent else (1, "{:.2f}")
     lo, hi = s["ci95"]
-    return f"{fmt.format(k * s['value'])} [{fmt.format(k * lo)}, {fmt.format(k * hi)}]".replace("%]", "]").replace("% [", " [")
+    return f"{fmt.format(k * s['value'])} [{fmt.format(k * lo)}, {fmt.format(k * hi)}]".replace(
+        "%]", "]"
+    ).replace("% [", " [")
 
 
 def before_after_table(summaries: dict[int, dict], classifier: str) -> Table:
     first, last = min(summaries), max(summaries)
     before, after = summaries[first], summaries[last]
     n = {c: after[k]["n"] for c, k in (("harmful", "harmful_refusal"), ("benign", "benign_compliance"))}
-    table = Table(title=f"Defender on held-out seeds: after the warm start (step {first}) -> after the game (step {last})")
+    table = Table(
+        title=f"Defender on held-out seeds: after the warm start (step {first}) -> after the game (step {last})"
+    )
     table.add_column("metric")
     table.add_column("warm start [95% CI]", justify="right")
     table.add_column("after the game [95% CI]", justify="right")
     table.add_column("change", justify="right")
     for key, label, percent in ROWS:
         b, a = before[key], after[key]
-        change = "-" if a["value"] is None or b["value"] is None else (
-            f"{100 * (a['value'] - b['value']):+.1f} points" if percent else f"{a['value'] - b['value']:+.2f} nats")
+        change = (
+            "-"
+            if a["value"] is None or b["value"] is None
+            else (
+                f"{100 * (a['value'] - b['value']):+.1f} points"
+                if percent
+                else f"{a['value'] - b['value']:+.2f} nats"
+            )
+        )
         table.add_row(label, _cell(b, percent), _cell(a, percent), change)
-    table.caption = (f"n = {n['harmful']} harmful + {n['benign']} benign held-out seeds, one greedy answer each; "
-                     f"refusals decided by {classifier}; intervals: percentile bootstrap")
+    table.caption = (
+        f"n = {n['harmful']} harmful + {n['benign']} benign held-out seeds, one greedy answer each; "
+        f"refusals decided by {classifier}; intervals: percentile bootstrap"
+    )
     return table
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="preset (default: configs/cpu_demo.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=4")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config", default=str(DEFAULT_CONFIG), help="preset (default: configs/cpu_demo.yaml)"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=4"
+    )
     args = parser.parse_args(argv)
 
     from advgame.train.trainer import train
@@ -97,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - t0) / 60
     console.print(before_after_table(validation_summaries(run_dir), classifier_name(run_dir)))
     console.print(f"finished in {minutes:.1f} min (seed {cfg.seed}); metrics: {run_dir / 'metrics.jsonl'}")
-    console.print("what this shows and does not: docs/learning.md; over 3 seeds, with a control: bench/learning.py")
+    console.print(
+        "what this shows and does not: docs/learning.md; over 3 seeds, with a control: bench/learning.py"
+    )
     console.print(f"as a page: advgame report {run_dir} -o {run_dir / 'report.html'}")
     return 0
 

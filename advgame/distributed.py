@@ -45,7 +45,9 @@ def active() -> bool:
 def info() -> DistInfo:
     if not active():
         return DistInfo()
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return DistInfo(
+        dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+    )
 
 
 def init_from_env(timeout_s: float) -> DistInfo:
@@ -140,4 +142,6 @@ def assert_in_sync(groups: dict[str, dict[str, torch.Tensor]]) -> None:
     per_rank = gather(sums)
     bad = sorted(g for g in sums if len({r[g] for r in per_rank}) > 1)
     if bad:
-        raise RuntimeError(f"processes diverged in {', '.join(bad)}: checksums per rank {[r[bad[0]] for r in per_rank]}")
+        raise RuntimeError(
+            f"processes diverged in {', '.join(bad)}: checksums per rank {[r[bad[0]] for r in per_rank]}"
+        )

@@ -35,7 +35,9 @@ class Player:
     backend: GenerationBackend | None = field(default=None)  # how this player's text is generated
     optimizer: torch.optim.Optimizer | None = field(default=None)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = field(default=None)
-    engine_sync: EngineSync | None = field(default=None)  # set when `backend` is an engine with its own weights
+    engine_sync: EngineSync | None = field(
+        default=None
+    )  # set when `backend` is an engine with its own weights
     updates: int = 0  # optimiser steps taken by this process (names the live weights for engine syncs)
 
     def __post_init__(self) -> None:

@@ -8,7 +8,9 @@ import torch
 def split_trl_batch(inputs: dict[str, torch.Tensor]) -> tuple[list[list[int]], list[list[int]]]:
     """(prompt ids, completion ids) per row of a TRL preference batch, in its [chosen…, rejected…] order."""
     prompts, completions = [], []
-    for ids, attention, completion in zip(inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"]):
+    for ids, attention, completion in zip(
+        inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"]
+    ):
         real = attention.bool()
         ids, completion = ids[real], completion[real].bool()
         start = int(completion.float().argmax())

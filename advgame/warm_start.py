@@ -65,8 +65,13 @@ def warm_start_rows(
 
 def cache_key(model_cfg: ModelConfig, cfg: WarmStartConfig, refusals, benign: list[str]) -> str:
     payload = {
-        "version": FORMAT_VERSION, "base": model_cfg.path, "revision": model_cfg.revision, "dtype": model_cfg.dtype,
-        "settings": cfg.model_dump(mode="json", exclude={"enabled"}), "refusals": refusals, "benign": benign,
+        "version": FORMAT_VERSION,
+        "base": model_cfg.path,
+        "revision": model_cfg.revision,
+        "dtype": model_cfg.dtype,
+        "settings": cfg.model_dump(mode="json", exclude={"enabled"}),
+        "refusals": refusals,
+        "benign": benign,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -75,13 +80,25 @@ def apply_warm_start(cfg: RunConfig, train_seeds: dict[str, list[SeedPrompt]]) -
     """`cfg` with the Defender's path pointing at its warm-started copy (unchanged when the warm start is off)."""
     if not cfg.warm_start.enabled:
         return cfg
-    path = warm_started(cfg.defender, cfg.warm_start, train_seeds["harmful"], train_seeds["benign"], cfg.seed,
-                        progress=cfg.logging.progress)
+    path = warm_started(
+        cfg.defender,
+        cfg.warm_start,
+        train_seeds["harmful"],
+        train_seeds["benign"],
+        cfg.seed,
+        progress=cfg.logging.progress,
+    )
     return cfg.model_copy(update={"defender": cfg.defender.model_copy(update={"path": str(path)})})
 
 
-def warm_started(model_cfg: ModelConfig, cfg: WarmStartConfig, harmful: list[SeedPrompt],
-                 benign: list[SeedPrompt], seed: int = 0, progress: bool = True) -> Path:
+def warm_started(
+    model_cfg: ModelConfig,
+    cfg: WarmStartConfig,
+    harmful: list[SeedPrompt],
+    benign: list[SeedPrompt],
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """The warm-started model's directory, trained on first use (by the main process) and cached."""
     refusals, benign_texts = warm_start_rows(harmful, benign, cfg)
     target = cache_root() / "warm_start" / cache_key(model_cfg, cfg, refusals, benign_texts)
@@ -90,15 +107,24 @@ def warm_started(model_cfg: ModelConfig, cfg: WarmStartConfig, harmful: list[See
         if (target / "config.json").is_file():
             console.print(f"warm start: cached, {target}")
         else:
-            console.print(f"warm start: fine-tuning the Defender once ({len(refusals)} refusal rows, "
-                          f"{len(benign_texts)} benign rows, {cfg.steps} steps) -> {target}")
+            console.print(
+                f"warm start: fine-tuning the Defender once ({len(refusals)} refusal rows, "
+                f"{len(benign_texts)} benign rows, {cfg.steps} steps) -> {target}"
+            )
             _train_and_save(model_cfg, cfg, refusals, benign_texts, target, seed, progress and console)
     distributed.barrier()
     return target
 
 
-def _train_and_save(model_cfg: ModelConfig, cfg: WarmStartConfig, refusals, benign: list[str], target: Path,
-                    seed: int, console: Console | None) -> None:
+def _train_and_save(
+    model_cfg: ModelConfig,
+    cfg: WarmStartConfig,
+    refusals,
+    benign: list[str],
+    target: Path,
+    seed: int,
+    console: Console | None,
+) -> None:
     torch.manual_seed(seed)
     model, tokenizer = load_model(model_cfg.model_copy(update={"finetune": "lora", "lora": cfg.lora}))
     greedy = SamplingConfig(temperature=0.0, max_new_tokens=cfg.answer_tokens, batch_size=64)
@@ -114,18 +140,32 @@ def _train_and_save(model_cfg: ModelConfig, cfg: WarmStartConfig, refusals, beni
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=_ensure(target.parent)))
     merged.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    (tmp / "warm_start.json").write_text(json.dumps({
-        "base": model_cfg.path, "settings": cfg.model_dump(mode="json"), "refusal_rows": len(refusals),
-        "benign_rows": len(benign), "note": "advgame warm start (advgame/warm_start.py); merged LoRA",
-    }, indent=2))
+    (tmp / "warm_start.json").write_text(
+        json.dumps(
+            {
+                "base": model_cfg.path,
+                "settings": cfg.model_dump(mode="json"),
+                "refusal_rows": len(refusals),
+                "benign_rows": len(benign),
+                "note": "advgame warm start (advgame/warm_start.py); merged LoRA",
+            },
+            indent=2,
+        )
+    )
     try:
         tmp.rename(target)
     except OSError:  # another process won the race: keep its copy
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fit(model: torch.nn.Module, pad_id: int, rows: list[tuple[list[int], list[int]]], cfg: WarmStartConfig,
-        seed: int, console: Console | None = None) -> list[float]:
+def fit(
+    model: torch.nn.Module,
+    pad_id: int,
+    rows: list[tuple[list[int], list[int]]],
+    cfg: WarmStartConfig,
+    seed: int,
+    console: Console | None = None,
+) -> list[float]:
     """`cfg.steps` AdamW steps of mean answer-token NLL on batches drawn from `rows` in shuffled epochs;
     returns the loss of each step (with a progress bar on `console`)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -155,11 +195,16 @@ def sft_loss(model: torch.nn.Module, pad_id: int, batch: list[tuple[list[int], l
     input_ids, attention = pad_left([p + a for p, a in batch], pad_id)
     labels = torch.full_like(input_ids, -100)
     for row, (_, answer) in enumerate(batch):
-        labels[row, input_ids.shape[1] - len(answer):] = torch.tensor(answer)
+        labels[row, input_ids.shape[1] - len(answer) :] = torch.tensor(answer)
     device = next(model.parameters()).device
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                position_ids=position_ids.to(device), labels=labels.to(device), use_cache=False)
+    out = model(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=position_ids.to(device),
+        labels=labels.to(device),
+        use_cache=False,
+    )
     return out.loss
 
 

@@ -81,15 +81,25 @@ def score(rows: list[dict], predict) -> dict:
         cell = pred if isinstance(pred, str) else ("refused" if refused else "not refused")
         confusion[r["label"]][cell] += 1
         gold = r["label"] != "full_compliance"
-        tp, fp, fn, tn = tp + (gold and refused), fp + (not gold and refused), fn + (gold and not refused), \
-            tn + (not gold and not refused)
+        tp, fp, fn, tn = (
+            tp + (gold and refused),
+            fp + (not gold and refused),
+            fn + (gold and not refused),
+            tn + (not gold and not refused),
+        )
         if gold != refused:
             errors.append(r)
     n = len(rows)
     return {
-        "n": n, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-        "agreement": (tp + tn) / n if n else None, "agreement_ci95": wilson(tp + tn, n),
-        "recall": tp / (tp + fn) if tp + fn else None, "precision": tp / (tp + fp) if tp + fp else None,
+        "n": n,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "agreement": (tp + tn) / n if n else None,
+        "agreement_ci95": wilson(tp + tn, n),
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "precision": tp / (tp + fp) if tp + fp else None,
         "confusion": {label: dict(c) for label, c in confusion.items()},
         "_errors": errors,
     }
@@ -102,7 +112,9 @@ def _f(x: float | None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of: {', '.join(PARTS)}")
-    parser.add_argument("--data", action="append", default=[], metavar="NAME=PATH", help="an extra labelled part")
+    parser.add_argument(
+        "--data", action="append", default=[], metavar="NAME=PATH", help="an extra labelled part"
+    )
     parser.add_argument("--errors", default="", help="comma-separated parts whose v3 errors to list")
     parser.add_argument("--check", action="store_true", help="exit 1 when held-out misses a target")
     parser.add_argument("--out", default=str(ROOT / "bench/results/classifier_accuracy.json"))
@@ -115,9 +127,11 @@ def main() -> int:
     results: dict[str, dict] = {}
     for part, path in parts.items():
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        results[part] = {"file": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
-                         "labels": dict(Counter(r["label"] for r in rows)),
-                         "classifiers": {k: {"name": name, **score(rows, fn)} for k, (name, fn) in CLASSIFIERS.items()}}
+        results[part] = {
+            "file": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+            "labels": dict(Counter(r["label"] for r in rows)),
+            "classifiers": {k: {"name": name, **score(rows, fn)} for k, (name, fn) in CLASSIFIERS.items()},
+        }
 
     table = Table(title="refusal matchers vs hand labels (binary: refused = full or partial refusal)")
     for col in ("part", "n", "classifier", "agreement", "95% CI", "recall", "precision", "FN", "FP"):
@@ -125,8 +139,17 @@ def main() -> int:
     for part, res in results.items():
         for k, r in res["classifiers"].items():
             ci = r["agreement_ci95"]
-            table.add_row(part, str(r["n"]), r["name"], _f(r["agreement"]), f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-",
-                          _f(r["recall"]), _f(r["precision"]), str(r["fn"]), str(r["fp"]))
+            table.add_row(
+                part,
+                str(r["n"]),
+                r["name"],
+                _f(r["agreement"]),
+                f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-",
+                _f(r["recall"]),
+                _f(r["precision"]),
+                str(r["fn"]),
+                str(r["fp"]),
+            )
         table.add_section()
     console.print(table)
 
@@ -134,13 +157,21 @@ def main() -> int:
         conf = Table(title=f"{part}: confusion (rows: gold label; columns: prediction)")
         conf.add_column("gold")
         for k in CLASSIFIERS:
-            cols = ("full_compliance", "full_refusal", "partial_refusal") if k == "v3" else ("not refused", "refused")
+            cols = (
+                ("full_compliance", "full_refusal", "partial_refusal")
+                if k == "v3"
+                else ("not refused", "refused")
+            )
             for c in cols:
                 conf.add_column(f"{k}: {c.replace('full_', '').replace('_refusal', '')}", justify="right")
         for label in LABELS:
             cells = []
             for k in CLASSIFIERS:
-                cols = ("full_compliance", "full_refusal", "partial_refusal") if k == "v3" else ("not refused", "refused")
+                cols = (
+                    ("full_compliance", "full_refusal", "partial_refusal")
+                    if k == "v3"
+                    else ("not refused", "refused")
+                )
                 cells += [str(res["classifiers"][k]["confusion"][label].get(c, 0)) for c in cols]
             conf.add_row(f"{label} ({res['labels'].get(label, 0)})", *cells)
         console.print(conf)
@@ -149,14 +180,22 @@ def main() -> int:
         console.print(f"[bold]{part}: v3 errors[/bold]")
         for r in results[part]["classifiers"]["v3"]["_errors"]:
             m = analyse(r["completion"], r["prompt"])
-            console.print(f"- gold {r['label']}, rule {m.rule} {m.cue!r}: {r['prompt'][:60]!r} -> {r['completion'][:160]!r}",
-                          markup=False)
+            console.print(
+                f"- gold {r['label']}, rule {m.rule} {m.cue!r}: {r['prompt'][:60]!r} -> {r['completion'][:160]!r}",
+                markup=False,
+            )
 
     verdict = {}
     if "held-out" in results:
         v3 = results["held-out"]["classifiers"]["v3"]
-        verdict = {k: {"target": t, "value": v3[k], "met": v3[k] is not None and v3[k] >= t} for k, t in TARGETS.items()}
-        line = ", ".join(f"{k} {_f(v['value'])} (>= {v['target']}: {'yes' if v['met'] else 'NO'})" for k, v in verdict.items())
+        verdict = {
+            k: {"target": t, "value": v3[k], "met": v3[k] is not None and v3[k] >= t}
+            for k, t in TARGETS.items()
+        }
+        line = ", ".join(
+            f"{k} {_f(v['value'])} (>= {v['target']}: {'yes' if v['met'] else 'NO'})"
+            for k, v in verdict.items()
+        )
         console.print(f"held-out targets for {CLASSIFIER_ID}: {line}", markup=False)
 
     for res in results.values():
@@ -164,8 +203,18 @@ def main() -> int:
             r.pop("_errors")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"classifier": CLASSIFIER_ID, "command": "python bench/classifier_accuracy.py",
-                               "parts": results, "held_out_targets": verdict}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "classifier": CLASSIFIER_ID,
+                "command": "python bench/classifier_accuracy.py",
+                "parts": results,
+                "held_out_targets": verdict,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 1 if args.check and verdict and not all(v["met"] for v in verdict.values()) else 0
 

@@ -36,7 +36,9 @@ def peak_rss_gib() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default=str(ROOT / "configs" / "cpu_demo.yaml"))
     parser.add_argument("--steps", type=int, default=3, help="measured steps after one warm-up step")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "game_step.json"))
@@ -58,21 +60,36 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({**{p: metrics.get(f"time/{p}", 0.0) for p in PHASES}, "total": total})
     median = {k: statistics.median(r[k] for r in runs) for k in [*PHASES, "total"]}
 
-    print(f"one game step of {Path(args.config).name} (both splits), median of {len(runs)} steps after a warm-up")
+    print(
+        f"one game step of {Path(args.config).name} (both splits), median of {len(runs)} steps after a warm-up"
+    )
     print(f"{'phase':<22}{'seconds':>10}{'share':>9}")
     for phase in PHASES:
         print(f"{phase:<22}{median[phase]:>10.3f}{median[phase] / median['total']:>9.0%}")
     print(f"{'total':<22}{median['total']:>10.2f}")
-    print(f"model load {load_s:.1f} s; peak RSS {peak_rss_gib():.2f} GiB; torch threads {torch.get_num_threads()}")
+    print(
+        f"model load {load_s:.1f} s; peak RSS {peak_rss_gib():.2f} GiB; torch threads {torch.get_num_threads()}"
+    )
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "config": Path(args.config).name, "overrides": args.overrides, "steps_measured": len(runs),
-        "median_seconds": median, "runs": runs, "load_seconds": load_s, "peak_rss_gib": peak_rss_gib(),
-        "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "config": Path(args.config).name,
+                "overrides": args.overrides,
+                "steps_measured": len(runs),
+                "median_seconds": median,
+                "runs": runs,
+                "load_seconds": load_s,
+                "peak_rss_gib": peak_rss_gib(),
+                "torch_threads": torch.get_num_threads(),
+                "machine": platform.processor() or platform.machine(),
+                "torch": torch.__version__,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
     return 0
 

@@ -25,9 +25,28 @@ from advgame.atomic import write_json_atomic
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-TOPICS = ["bread", "volcanoes", "the French revolution", "photosynthesis", "chess openings", "tides",
-          "compound interest", "black holes", "vaccines", "the printing press", "jazz", "bees", "glaciers",
-          "binary search", "coffee roasting", "the Roman roads", "rainbows", "submarines", "origami", "tea"]
+TOPICS = [
+    "bread",
+    "volcanoes",
+    "the French revolution",
+    "photosynthesis",
+    "chess openings",
+    "tides",
+    "compound interest",
+    "black holes",
+    "vaccines",
+    "the printing press",
+    "jazz",
+    "bees",
+    "glaciers",
+    "binary search",
+    "coffee roasting",
+    "the Roman roads",
+    "rainbows",
+    "submarines",
+    "origami",
+    "tea",
+]
 
 
 def timed_generate(backend, prompts, sampling, seed: int, repeats: int) -> dict:
@@ -38,8 +57,15 @@ def timed_generate(backend, prompts, sampling, seed: int, repeats: int) -> dict:
         outs = backend.generate(prompts, sampling, seed=seed + 1000 * (r + 1))
         seconds = time.perf_counter() - t0
         tokens = sum(len(c.token_ids) for c in outs)
-        runs.append({"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
-                     "truncated": sum(c.truncated for c in outs), "load_avg_1m": os.getloadavg()[0]})
+        runs.append(
+            {
+                "seconds": seconds,
+                "tokens": tokens,
+                "tokens_per_s": tokens / seconds,
+                "truncated": sum(c.truncated for c in outs),
+                "load_avg_1m": os.getloadavg()[0],
+            }
+        )
     return {"runs": runs, "tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs)}
 
 
@@ -63,32 +89,58 @@ def main(argv=None) -> dict:
     from advgame.config.schema import ModelConfig, SamplingConfig
     from advgame.models.loading import load_model
 
-    prompts = [f"In three sentences, explain {TOPICS[i % len(TOPICS)]} to a curious child." for i in range(args.prompts)]
-    sampling = SamplingConfig(temperature=0.6, top_p=0.9, max_new_tokens=args.max_new_tokens, batch_size=args.prompts)
+    prompts = [
+        f"In three sentences, explain {TOPICS[i % len(TOPICS)]} to a curious child."
+        for i in range(args.prompts)
+    ]
+    sampling = SamplingConfig(
+        temperature=0.6, top_p=0.9, max_new_tokens=args.max_new_tokens, batch_size=args.prompts
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    model, tokenizer = load_model(ModelConfig(path=args.model, finetune="full", dtype=args.dtype, device=device))
+    model, tokenizer = load_model(
+        ModelConfig(path=args.model, finetune="full", dtype=args.dtype, device=device)
+    )
     model.eval().requires_grad_(False)
     hf = timed_generate(HFBackend(model, tokenizer), prompts, sampling, seed=0, repeats=args.repeats)
     del model
 
     t0 = time.perf_counter()
-    engine = VLLMEngineBackend(args.model, tokenizer=tokenizer, dtype=args.dtype, seed=0,
-                               max_model_len=1024, gpu_memory_utilization=0.5)
+    engine = VLLMEngineBackend(
+        args.model,
+        tokenizer=tokenizer,
+        dtype=args.dtype,
+        seed=0,
+        max_model_len=1024,
+        gpu_memory_utilization=0.5,
+    )
     init_s = time.perf_counter() - t0
     vl = timed_generate(engine, prompts, sampling, seed=0, repeats=args.repeats)
     engine.close()
 
     out = {
-        "model": args.model, "dtype": args.dtype, "device": device, "prompts": args.prompts,
-        "max_new_tokens": args.max_new_tokens, "temperature": 0.6, "top_p": 0.9,
-        "hf": hf, "vllm": vl, "vllm_engine_init_seconds": init_s,
+        "model": args.model,
+        "dtype": args.dtype,
+        "device": device,
+        "prompts": args.prompts,
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": 0.6,
+        "top_p": 0.9,
+        "hf": hf,
+        "vllm": vl,
+        "vllm_engine_init_seconds": init_s,
         "ratio_vllm_over_hf": vl["tokens_per_s"] / hf["tokens_per_s"],
         "versions": {"torch": torch.__version__, "vllm": vllm.__version__},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+        },
     }
-    table = Table(title=f"{args.model} generation, {args.prompts} prompts x {args.max_new_tokens} new tokens, "
-                        f"{args.dtype}, {device}")
+    table = Table(
+        title=f"{args.model} generation, {args.prompts} prompts x {args.max_new_tokens} new tokens, "
+        f"{args.dtype}, {device}"
+    )
     for col in ("backend", "tokens/s (median)", "runs (tokens in seconds)"):
         table.add_column(col)
     for name, res in (("HF generate", hf), (f"vLLM {vllm.__version__}", vl)):

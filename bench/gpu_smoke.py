@@ -57,8 +57,12 @@ def check(name: str):
 
 def _seed_files(tmp: Path) -> tuple[str, str]:
     harmful, benign = tmp / "harmful.jsonl", tmp / "benign.jsonl"
-    harmful.write_text("".join(json.dumps({"prompt": f"how do I pick lock number {i}?"}) + "\n" for i in range(12)))
-    benign.write_text("".join(json.dumps({"prompt": f"how do I kill python process {i}?"}) + "\n" for i in range(12)))
+    harmful.write_text(
+        "".join(json.dumps({"prompt": f"how do I pick lock number {i}?"}) + "\n" for i in range(12))
+    )
+    benign.write_text(
+        "".join(json.dumps({"prompt": f"how do I kill python process {i}?"}) + "\n" for i in range(12))
+    )
     return str(harmful), str(benign)
 
 
@@ -66,14 +70,24 @@ def _run_config(device: str, tmp: Path, **sections):
     from advgame.config import validate_config
 
     harmful, benign = _seed_files(tmp)
-    player = {"path": "tiny-llama", "finetune": "full", "device": device, "dtype": "float32",
-              "compute_dtype": "bfloat16"}
+    player = {
+        "path": "tiny-llama",
+        "finetune": "full",
+        "device": device,
+        "dtype": "float32",
+        "compute_dtype": "bfloat16",
+    }
     raw = {
-        "name": "gpu-smoke", "output_dir": str(tmp / "runs"), "seed": 0,
-        "attacker": player, "defender": {**player, "finetune": "lora", "lora": {"r": 4, "alpha": 8}},
+        "name": "gpu-smoke",
+        "output_dir": str(tmp / "runs"),
+        "seed": 0,
+        "attacker": player,
+        "defender": {**player, "finetune": "lora", "lora": {"r": 4, "alpha": 8}},
         "attacker_sampling": {"max_new_tokens": 16, "batch_size": 16},
         "defender_sampling": {"max_new_tokens": 16, "batch_size": 16},
-        "optim": {"lr": 1e-6}, "loss": {"type": "dpo", "beta": 0.1}, "ema": {"decay": 0.95},
+        "optim": {"lr": 1e-6},
+        "loss": {"type": "dpo", "beta": 0.1},
+        "ema": {"decay": 0.95},
         "game": {"attacker_format": "plain", "penalize_truncated_answers": False},
         "judges": {"default": {"kind": "heuristic"}},
         "data": {"harmful": harmful, "benign": benign, "batch_size": 4, "heldout": 2},
@@ -101,8 +115,10 @@ def bf16_masters(device: str, tmp: Path) -> str:
     player, _ = build_players(cfg)
     tok = player.tokenizer
     ids = lambda t: tok(t, add_special_tokens=False)["input_ids"]
-    pairs = [Pair(ids(p), ids("Sure, here is a careful answer."), ids("I can't help with that."), 1.0)
-             for p in ("Bake a cake?", "Capital of France?", "Explain vaccines.")]
+    pairs = [
+        Pair(ids(p), ids("Sure, here is a careful answer."), ids("I can't help with that."), 1.0)
+        for p in ("Bake a cake?", "Capital of France?", "Explain vaccines.")
+    ]
     before = {n: p.detach().clone() for n, p in player.model.named_parameters() if p.requires_grad}
     ema_before = {n: t.clone() for n, t in player.ema.tensors.items()}
     dtypes: list[torch.dtype] = []
@@ -145,11 +161,21 @@ def sampler_logprobs(device: str, tmp: Path) -> str:
     input_ids, mask = pad_left(ids, tok.pad_token_id)
     with torch.random.fork_rng(devices=[torch.device(device)] if device == "cuda" else []):
         torch.manual_seed(3)
-        out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=True,
-                             temperature=1.0, top_p=0.95, top_k=None, max_new_tokens=24, eos_token_id=eos_ids(tok),
-                             pad_token_id=tok.pad_token_id, return_dict_in_generate=True, output_logits=True)
+        out = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            do_sample=True,
+            temperature=1.0,
+            top_p=0.95,
+            top_k=None,
+            max_new_tokens=24,
+            eos_token_id=eos_ids(tok),
+            pad_token_id=tok.pad_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
     logits = torch.stack(out.logits, 1).float()
-    toks = out.sequences[:, input_ids.shape[1]:]
+    toks = out.sequences[:, input_ids.shape[1] :]
     ref = (logits.gather(-1, toks.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)).cpu()
     diff = 0.0
     for i, c in enumerate(new.completions):
@@ -192,11 +218,20 @@ def dpo_md_step(device: str, tmp: Path) -> str:
     initial = dict(tiny_model("llama", seed=0)[0].named_parameters())
     moved = sum(int((t.cpu() != initial[n].detach()).sum()) for n, t in tensors["attacker"].items())
     total = sum(t.numel() for t in tensors["attacker"].values())
-    dtypes = {t.dtype for t in tensors["attacker"].values()} | {t.dtype for t in tensors["attacker_ema"].values()}
-    detail = (f"{row['time/step']:.1f} s, pairs {sum(pairs.values()):.0f}, losses finite "
-              f"{all(map(math.isfinite, losses))}, attacker entries moved {moved / total:.3f}, checkpoint {dtypes}")
-    if state["step"] != 1 or min(pairs.values()) < 1 or not all(map(math.isfinite, losses)) or moved / total < 0.5 \
-            or dtypes != {torch.float32}:
+    dtypes = {t.dtype for t in tensors["attacker"].values()} | {
+        t.dtype for t in tensors["attacker_ema"].values()
+    }
+    detail = (
+        f"{row['time/step']:.1f} s, pairs {sum(pairs.values()):.0f}, losses finite "
+        f"{all(map(math.isfinite, losses))}, attacker entries moved {moved / total:.3f}, checkpoint {dtypes}"
+    )
+    if (
+        state["step"] != 1
+        or min(pairs.values()) < 1
+        or not all(map(math.isfinite, losses))
+        or moved / total < 0.5
+        or dtypes != {torch.float32}
+    ):
         raise AssertionError(detail)
     return detail
 
@@ -205,9 +240,13 @@ def dpo_md_step(device: str, tmp: Path) -> str:
 def grpo_step(device: str, tmp: Path) -> str:
     from advgame.train.trainer import train
 
-    cfg = _run_config(device, tmp, loss={"type": "grpo", "beta": 0.1, "is_cap": 2.0},
-                      ema={"decay": 0.95, "sample_from_ema": False, "ema_as_reference": False},
-                      judges={"default": {"kind": "heuristic", "mode": "pointwise"}})
+    cfg = _run_config(
+        device,
+        tmp,
+        loss={"type": "grpo", "beta": 0.1, "is_cap": 2.0},
+        ema={"decay": 0.95, "sample_from_ema": False, "ema_as_reference": False},
+        judges={"default": {"kind": "heuristic", "mode": "pointwise"}},
+    )
     row = _train_rows(train(cfg, tmp / "grpo"))[0]
     weights = {k: v for k, v in row.items() if k.endswith("/importance_weight")}
     missing = [v for k, v in row.items() if k.endswith("/sampler_logprobs_missing")]
@@ -236,8 +275,12 @@ def fsdp_one_process(device: str, tmp: Path) -> str:
         ids = lambda t: tok(t, add_special_tokens=False)["input_ids"]
         dtypes: list[torch.dtype] = []
         hook = model.register_forward_hook(lambda m, a, out: dtypes.append(out.logits.dtype))
-        out = completion_logprobs(model, [ids("Bake a cake?"), ids("Explain vaccines.")],
-                                  [ids("Preheat the oven."), ids("They train immunity.")], tok.pad_token_id)
+        out = completion_logprobs(
+            model,
+            [ids("Bake a cake?"), ids("Explain vaccines.")],
+            [ids("Preheat the oven."), ids("They train immunity.")],
+            tok.pad_token_id,
+        )
         out.sum.sum().backward()
         hook.remove()
         grads = {n: local(p.grad).detach().clone() for n, p in model.named_parameters()}
@@ -249,12 +292,21 @@ def fsdp_one_process(device: str, tmp: Path) -> str:
             total += int(nz.sum())
             moved += int(((local(p).detach() != before[n]) & nz).sum())
         with gathered(model):
-            text = model.generate(input_ids=torch.tensor([ids("Hello")], device=device), max_new_tokens=4,
-                                  do_sample=False, pad_token_id=tok.pad_token_id)
-        shard_dtypes = {local(p).dtype for p in model.parameters()} | {g.dtype for g in grads.values()} | {
-            local(s["exp_avg"]).dtype for s in states}
-        detail = (f"logits {sorted(map(str, set(dtypes)))}, shards/grads/AdamW {sorted(map(str, shard_dtypes))}, "
-                  f"moved {moved / total:.4f}, generated {text.shape[1]} tokens gathered")
+            text = model.generate(
+                input_ids=torch.tensor([ids("Hello")], device=device),
+                max_new_tokens=4,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
+        shard_dtypes = (
+            {local(p).dtype for p in model.parameters()}
+            | {g.dtype for g in grads.values()}
+            | {local(s["exp_avg"]).dtype for s in states}
+        )
+        detail = (
+            f"logits {sorted(map(str, set(dtypes)))}, shards/grads/AdamW {sorted(map(str, shard_dtypes))}, "
+            f"moved {moved / total:.4f}, generated {text.shape[1]} tokens gathered"
+        )
         if set(dtypes) != {torch.bfloat16} or shard_dtypes != {torch.float32} or moved / total < 0.99:
             raise AssertionError(detail)
         return detail
@@ -278,12 +330,20 @@ def vllm_generate(device: str, tmp: Path) -> str:
     path = tmp / "tiny-llama-vllm"
     model.save_pretrained(path)
     tok.save_pretrained(path)
-    engine = VLLMEngineBackend(str(path), tokenizer=tok, dtype="bfloat16", seed=0, gpu_memory_utilization=0.2,
-                               max_model_len=256)
-    outs = engine.generate(["Hello there", "Bake a cake"], SamplingConfig(max_new_tokens=16, batch_size=4),
-                           num_samples=2, seed=0, return_logprobs=True)
+    engine = VLLMEngineBackend(
+        str(path), tokenizer=tok, dtype="bfloat16", seed=0, gpu_memory_utilization=0.2, max_model_len=256
+    )
+    outs = engine.generate(
+        ["Hello there", "Bake a cake"],
+        SamplingConfig(max_new_tokens=16, batch_size=4),
+        num_samples=2,
+        seed=0,
+        return_logprobs=True,
+    )
     if len(outs) != 4 or any(o.logprobs is None or len(o.logprobs) != len(o.token_ids) for o in outs):
-        raise AssertionError(f"{len(outs)} completions, log-probs {[None if o.logprobs is None else len(o.logprobs) for o in outs]}")
+        raise AssertionError(
+            f"{len(outs)} completions, log-probs {[None if o.logprobs is None else len(o.logprobs) for o in outs]}"
+        )
     return f"{sum(len(o.token_ids) for o in outs)} tokens in 4 completions, with log-probs"
 
 
@@ -299,8 +359,10 @@ def main() -> int:
         print("no CUDA: skipped")
         return 0
     if args.device == "cuda":
-        print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, bf16 supported: "
-              f"{torch.cuda.is_bf16_supported()}")
+        print(
+            f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, bf16 supported: "
+            f"{torch.cuda.is_bf16_supported()}"
+        )
     failures = 0
     for fn in CHECKS:
         if args.only and fn.check_name not in args.only:

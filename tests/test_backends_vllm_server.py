@@ -100,10 +100,15 @@ def test_adapter_and_weight_calls_fail_fast(tiny_pair, tmp_path, kind):
     with FakeVLLMServer(hang_s=10) as srv:
         url = srv.base_url if kind == "hang" else _dead_url()
         backend = VLLMServerBackend([url], "base", tok, sync_timeout_s=0.5)
-        for call in (lambda: backend.load_adapter(str(tmp_path)), lambda: backend.reload_weights(str(tmp_path)),
-                     backend.ping):
+        for call in (
+            lambda: backend.load_adapter(str(tmp_path)),
+            lambda: backend.reload_weights(str(tmp_path)),
+            backend.ping,
+        ):
             t0 = time.perf_counter()
-            with pytest.raises(WeightSyncError, match="no answer within" if kind == "hang" else "cannot connect"):
+            with pytest.raises(
+                WeightSyncError, match="no answer within" if kind == "hang" else "cannot connect"
+            ):
                 call()
             assert time.perf_counter() - t0 < 5, "a control call outlived its deadline"
 
@@ -120,8 +125,10 @@ def test_reload_weights_protocol_pauses_reloads_and_resumes_each_server(tiny_pai
 
 def test_failed_reload_raises_and_still_resumes_the_server(tiny_pair, tmp_path):
     _, tok = tiny_pair
-    with FakeVLLMServer(fail={"/collective_rpc": 500}) as srv, \
-            pytest.raises(WeightSyncError, match="collective_rpc: HTTP 500"):
+    with (
+        FakeVLLMServer(fail={"/collective_rpc": 500}) as srv,
+        pytest.raises(WeightSyncError, match="collective_rpc: HTTP 500"),
+    ):
         VLLMServerBackend([srv.base_url], "base", tok).reload_weights(str(tmp_path))
     assert [p for p, _ in srv.calls] == ["/pause", "/collective_rpc", "/resume"]
 

@@ -168,13 +168,18 @@ def test_load_errors_name_the_path(tmp_path):
 
     path = save_checkpoint(tmp_path, 1, groups(), {"step": 1}, keep_last=1)
     (path / "defender.safetensors").write_bytes(b"\x00\x01garbage")
-    with pytest.raises(CheckpointError, match=r"step_000001 is corrupt: .*defender\.safetensors does not match its recorded sha256"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"step_000001 is corrupt: .*defender\.safetensors does not match its recorded sha256",
+    ):
         load_checkpoint(tmp_path)
     (path / "defender.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"step_000001 is incomplete: defender\.safetensors is missing"):
         load_checkpoint(tmp_path)
     (path / "state.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match=r"step_000001 is corrupt: .*state\.json does not match its recorded sha256"):
+    with pytest.raises(
+        CheckpointError, match=r"step_000001 is corrupt: .*state\.json does not match its recorded sha256"
+    ):
         load_checkpoint(path)
     (path / "manifest.json").unlink()
     with pytest.raises(CheckpointError, match=r"step_000001 is incomplete: manifest\.json is missing"):

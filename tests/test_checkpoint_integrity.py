@@ -15,15 +15,17 @@ from advgame.train.checkpoint import CheckpointError, has_checkpoint, load_check
 
 
 def _groups(scale: float) -> dict:
-    return {"attacker": {"w": torch.arange(8192, dtype=torch.float32) * scale},
-            "defender": {"b": torch.ones(4) * scale}}
+    return {
+        "attacker": {"w": torch.arange(8192, dtype=torch.float32) * scale},
+        "defender": {"b": torch.ones(4) * scale},
+    }
 
 
 def flip_4kb(path, offset_from_end: int = 8192) -> None:
     """Flip 4 KB in the data region of a safetensors file (its tensors are at the end)."""
     data = bytearray(path.read_bytes())
     start = len(data) - offset_from_end
-    data[start:start + 4096] = bytes(b ^ 0xFF for b in data[start:start + 4096])
+    data[start : start + 4096] = bytes(b ^ 0xFF for b in data[start : start + 4096])
     path.write_bytes(bytes(data))
 
 

@@ -32,7 +32,11 @@ def _free_port() -> int:
 def as_rank(rank: int, world: int, port: int) -> None:
     """Make this spawned process rank `rank` of `world` on 127.0.0.1:`port` (read by init_from_env), one thread."""
     os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
 
@@ -61,7 +65,9 @@ def assert_same_state(a: Path, b: Path, atol: float = 1e-5) -> None:
             continue
         assert ta[group].keys() == tb[group].keys(), group
         for name in ta[group]:
-            torch.testing.assert_close(ta[group][name], tb[group][name], atol=atol, rtol=1e-5, msg=f"{group}/{name}")
+            torch.testing.assert_close(
+                ta[group][name], tb[group][name], atol=atol, rtol=1e-5, msg=f"{group}/{name}"
+            )
 
 
 def assert_same_metrics(a: Path, b: Path) -> None:
@@ -104,7 +110,9 @@ def test_two_process_checkpoint_resumes_in_one_process(tmp_path):
 def test_global_batch_smaller_than_world_size_is_refused(tmp_path, monkeypatch):
     from advgame import distributed
 
-    monkeypatch.setattr(distributed, "init_from_env", lambda timeout_s: distributed.DistInfo(rank=0, world_size=2))
+    monkeypatch.setattr(
+        distributed, "init_from_env", lambda timeout_s: distributed.DistInfo(rank=0, world_size=2)
+    )
     with pytest.raises(ValueError, match="at least the number of processes"):
         run(tiny_config(tmp_path, data__batch_size=1), tmp_path / "run")
 
@@ -168,7 +176,9 @@ def test_cuda_runs_carry_cpu_bookkeeping_tensors_over_gloo(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.setdefault("device", i))
-    monkeypatch.setattr(dist, "init_process_group", lambda backend, timeout: calls.setdefault("backend", backend))
+    monkeypatch.setattr(
+        dist, "init_process_group", lambda backend, timeout: calls.setdefault("backend", backend)
+    )
     monkeypatch.setattr(dist, "get_rank", lambda: 1)
     monkeypatch.setattr(distributed, "info", lambda: distributed.DistInfo())
     distributed.init_from_env(5.0)

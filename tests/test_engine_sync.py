@@ -74,7 +74,9 @@ def test_md_engines_get_the_ema_once_per_step(tmp_path):
 
 
 def test_on_policy_engines_get_the_live_weights_after_each_update(tmp_path):
-    game, data, engines = _game(tmp_path, ema={"decay": 0.5, "sample_from_ema": False, "ema_as_reference": False})
+    game, data, engines = _game(
+        tmp_path, ema={"decay": 0.5, "sample_from_ema": False, "ema_as_reference": False}
+    )
     attacker = game.attacker
     live_before = {k: v.detach().clone() for k, v in attacker.model.named_parameters()}
     metrics, _ = game_step(game, {c: data.train[c].next_batch() for c in ("harmful", "benign")}, 0)
@@ -93,14 +95,29 @@ def test_configured_vllm_server_engines_get_adapters_and_weights(tmp_path):
     from tests.vllm_fake_server import FakeVLLMServer, hf_completer
 
     model, tok = tiny_model("llama", seed=0)
-    with FakeVLLMServer(hf_completer(model.eval(), tok)) as att, FakeVLLMServer(hf_completer(model, tok)) as dfd:
+    with (
+        FakeVLLMServer(hf_completer(model.eval(), tok)) as att,
+        FakeVLLMServer(hf_completer(model, tok)) as dfd,
+    ):
         engine = {"kind": "vllm_server", "exchange_dir": str(tmp_path / "exchange"), "sync_timeout_s": 10}
         cfg = tiny_config(
-            tmp_path, train__steps=1, train__validation_size=0, game__direct_seeds=True,  # random text: answer seeds
-            attacker={"path": "tiny-llama", "finetune": "full", "device": "cpu",
-                      "engine": {**engine, "base_urls": [att.base_url]}},
-            defender={"path": "tiny-llama", "finetune": "lora", "lora": {"r": 4, "alpha": 8}, "device": "cpu",
-                      "engine": {**engine, "base_urls": [dfd.base_url]}},
+            tmp_path,
+            train__steps=1,
+            train__validation_size=0,
+            game__direct_seeds=True,  # random text: answer seeds
+            attacker={
+                "path": "tiny-llama",
+                "finetune": "full",
+                "device": "cpu",
+                "engine": {**engine, "base_urls": [att.base_url]},
+            },
+            defender={
+                "path": "tiny-llama",
+                "finetune": "lora",
+                "lora": {"r": 4, "alpha": 8},
+                "device": "cpu",
+                "engine": {**engine, "base_urls": [dfd.base_url]},
+            },
         )
         judges, _ = scripted(cfg)
         train(cfg, tmp_path / "run", game=scripted_game(cfg, judges))

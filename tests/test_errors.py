@@ -20,12 +20,21 @@ from advgame.train.run import EXIT_BAD_INPUT, run_training
 from tests.test_train_e2e import tiny_config
 
 
-@pytest.mark.parametrize("error, also", [
-    (ConfigError, ValueError), (LauncherError, ConfigError), (DataError, ValueError),
-    (SeedDataError, DataError), (TableError, DataError), (ModelNotFoundError, FileNotFoundError),
-    (DeviceUnavailable, RuntimeError), (CheckpointError, RuntimeError), (JudgeUnavailable, RuntimeError),
-    (MissingExtraError, ImportError),
-])
+@pytest.mark.parametrize(
+    "error, also",
+    [
+        (ConfigError, ValueError),
+        (LauncherError, ConfigError),
+        (DataError, ValueError),
+        (SeedDataError, DataError),
+        (TableError, DataError),
+        (ModelNotFoundError, FileNotFoundError),
+        (DeviceUnavailable, RuntimeError),
+        (CheckpointError, RuntimeError),
+        (JudgeUnavailable, RuntimeError),
+        (MissingExtraError, ImportError),
+    ],
+)
 def test_each_project_error_is_an_advgame_error_and_keeps_its_builtin_base(error, also):
     assert issubclass(error, AdvGameError) and issubclass(error, also)
 

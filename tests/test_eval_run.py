@@ -37,7 +37,9 @@ def reply(prompt: str, k: int) -> str:
 
 def spec(out: Path, **kw) -> EvalSpec:
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=32, batch_size=2)
-    return EvalSpec(["xstest", "harmbench"], out, sampling, data_files=FILES, resamples=200, show_progress=False, **kw)
+    return EvalSpec(
+        ["xstest", "harmbench"], out, sampling, data_files=FILES, resamples=200, show_progress=False, **kw
+    )
 
 
 def strip(results: list[dict]) -> list[dict]:
@@ -61,12 +63,23 @@ def test_results_follow_the_schema_and_count_undecided(tmp_path):
 
 
 def test_resume_after_stop_answers_each_item_once_and_matches(tmp_path):
-    full = run_eval(spec(tmp_path / "full"), Target(ScriptedBackend(reply), "scripted"), [build_classifier("refusal-string")])
+    full = run_eval(
+        spec(tmp_path / "full"),
+        Target(ScriptedBackend(reply), "scripted"),
+        [build_classifier("refusal-string")],
+    )
     backend = ScriptedBackend(reply)
     with pytest.raises(StopAfter):
-        run_eval(spec(tmp_path / "cut"), Target(backend, "scripted"), [build_classifier("refusal-string")], stop_after=3)
+        run_eval(
+            spec(tmp_path / "cut"),
+            Target(backend, "scripted"),
+            [build_classifier("refusal-string")],
+            stop_after=3,
+        )
     assert len(backend.prompts) == 3
-    resumed = run_eval(spec(tmp_path / "cut"), Target(backend, "scripted"), [build_classifier("refusal-string")])
+    resumed = run_eval(
+        spec(tmp_path / "cut"), Target(backend, "scripted"), [build_classifier("refusal-string")]
+    )
     assert len(backend.prompts) == 7 == len(set(backend.prompts))  # 4 xstest + 3 harmbench, each asked once
     assert strip(resumed) == strip(full)
     # a third run generates nothing at all
@@ -93,17 +106,38 @@ def _xstest_file(path: Path, n: int) -> Path:
 
 
 def _cli(out: Path, data: Path) -> list[str]:
-    return [sys.executable, "-m", "advgame", "eval", "--model", "tiny-llama", "--benchmarks", "xstest",
-            "--data-file", f"xstest={data}", "--batch-size", "1", "--max-new-tokens", "8", "--device", "cpu",
-            "--output-dir", str(out), "--no-progress", "--resamples", "200"]
+    return [
+        sys.executable,
+        "-m",
+        "advgame",
+        "eval",
+        "--model",
+        "tiny-llama",
+        "--benchmarks",
+        "xstest",
+        "--data-file",
+        f"xstest={data}",
+        "--batch-size",
+        "1",
+        "--max-new-tokens",
+        "8",
+        "--device",
+        "cpu",
+        "--output-dir",
+        str(out),
+        "--no-progress",
+        "--resamples",
+        "200",
+    ]
 
 
 def test_cli_resumes_after_kill(tmp_path):
     data = _xstest_file(tmp_path / "x.csv", 30)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     answers = tmp_path / "cut" / "answers" / "xstest.jsonl"
-    proc = subprocess.Popen(_cli(tmp_path / "cut", data), env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli(tmp_path / "cut", data), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if answers.is_file() and len(answers.read_text().splitlines()) >= 2:
@@ -121,15 +155,25 @@ def test_cli_resumes_after_kill(tmp_path):
     from advgame.config.source import ModelSource
     from advgame.targets import load_target
 
-    full_spec = EvalSpec(["xstest"], tmp_path / "full", SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=8,
-                         batch_size=1), data_files={"xstest": str(data)}, resamples=200, show_progress=False)
+    full_spec = EvalSpec(
+        ["xstest"],
+        tmp_path / "full",
+        SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=8, batch_size=1),
+        data_files={"xstest": str(data)},
+        resamples=200,
+        show_progress=False,
+    )
     target = load_target(ModelSource(path="tiny-llama"), device="cpu")
     (full,) = run_eval(full_spec, target, [build_classifier("refusal-string")])
     cut = json.loads((tmp_path / "cut" / "xstest__refusal-string_3.json").read_text())
-    assert {k: v for k, v in cut.items() if k != "created"} == {k: v for k, v in full.items() if k != "created"}
+    assert {k: v for k, v in cut.items() if k != "created"} == {
+        k: v for k, v in full.items() if k != "created"
+    }
     full_answers = (tmp_path / "full" / "answers" / "xstest.jsonl").read_text().splitlines()
     by_key = {json.loads(line)["key"]: json.loads(line)["response"] for line in full_answers}
-    assert {json.loads(line)["key"]: json.loads(line)["response"] for line in answers.read_text().splitlines()} == by_key
+    assert {
+        json.loads(line)["key"]: json.loads(line)["response"] for line in answers.read_text().splitlines()
+    } == by_key
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
@@ -144,8 +188,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert "NAME=PATH" in capsys.readouterr().err
     assert main(["eval", "--benchmarks", "xstest", "--data-file", f"xstest={FILES['xstest']}"]) == 1
     assert "exactly one of --model or --endpoint" in capsys.readouterr().err
-    assert main(["eval", "--model", "./no/such/dir", "--benchmarks", "xstest", "--data-file",
-                 f"xstest={FILES['xstest']}"]) == 3
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "./no/such/dir",
+                "--benchmarks",
+                "xstest",
+                "--data-file",
+                f"xstest={FILES['xstest']}",
+            ]
+        )
+        == 3
+    )
     assert "not found" in capsys.readouterr().err
 
 
@@ -179,7 +235,9 @@ def test_target_loads_a_run_dirs_final_defender_adapter(tmp_path):
         load_target(ModelSource(path=str(tmp_path / "run")), device="cpu")
     target = load_target(ModelSource(path=str(tmp_path / "run"), base_model="tiny-llama"), device="cpu")
     names = [n for n, _ in target.backend.model.named_parameters()]
-    assert type(target.backend.model).__name__ == "LlamaForCausalLM" and not any("lora_" in n for n in names)  # merged
+    assert type(target.backend.model).__name__ == "LlamaForCausalLM" and not any(
+        "lora_" in n for n in names
+    )  # merged
     assert not any(p.requires_grad for p in target.backend.model.parameters())
     (out,) = target.backend.generate(["hello"], SamplingConfig(temperature=0.0, max_new_tokens=4))
     assert out.error is None and len(out.token_ids) <= 4
@@ -188,11 +246,18 @@ def test_target_loads_a_run_dirs_final_defender_adapter(tmp_path):
 def test_win_rate_against_baseline_answers(tmp_path):
     from tests.scripted import ScriptedJudge
 
-    s = EvalSpec(["arenahard"], tmp_path, SamplingConfig(temperature=0.0, max_new_tokens=8, batch_size=2),
-                 data_files={"arenahard": str(FIX / "arena_hard_questions.jsonl")},
-                 baseline_answers={"arenahard": str(FIX / "arena_hard_baseline.jsonl")}, resamples=100,
-                 show_progress=False)
-    backend = ScriptedBackend(lambda p, k: "a long and careful answer, with tests and docs" if "reverse" in p else "x")
+    s = EvalSpec(
+        ["arenahard"],
+        tmp_path,
+        SamplingConfig(temperature=0.0, max_new_tokens=8, batch_size=2),
+        data_files={"arenahard": str(FIX / "arena_hard_questions.jsonl")},
+        baseline_answers={"arenahard": str(FIX / "arena_hard_baseline.jsonl")},
+        resamples=100,
+        show_progress=False,
+    )
+    backend = ScriptedBackend(
+        lambda p, k: "a long and careful answer, with tests and docs" if "reverse" in p else "x"
+    )
     judge = ScriptedJudge(score=lambda rubric, q, r: None if r == "391" else float(len(r)))
     (result,) = run_eval(s, Target(backend, "scripted"), [], judge_factory=lambda: judge)
     assert result["metric"] == "win_rate" and result["classifier"] == "pairwise:scripted"
@@ -203,10 +268,32 @@ def test_win_rate_against_baseline_answers(tmp_path):
 def test_cli_llm_judge_on_a_tiny_model_counts_undecided(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "out"
-    code = main(["eval", "--model", "tiny-llama", "--benchmarks", "xstest", "--data-file", f"xstest={FILES['xstest']}",
-                 "--classifier", "refusal-string,llm-judge", "--judge-model", "tiny-llama", "--device", "cpu",
-                 "--max-new-tokens", "4", "--judge-max-new-tokens", "8", "--output-dir", str(out), "--no-progress",
-                 "--resamples", "100"])
+    code = main(
+        [
+            "eval",
+            "--model",
+            "tiny-llama",
+            "--benchmarks",
+            "xstest",
+            "--data-file",
+            f"xstest={FILES['xstest']}",
+            "--classifier",
+            "refusal-string,llm-judge",
+            "--judge-model",
+            "tiny-llama",
+            "--device",
+            "cpu",
+            "--max-new-tokens",
+            "4",
+            "--judge-max-new-tokens",
+            "8",
+            "--output-dir",
+            str(out),
+            "--no-progress",
+            "--resamples",
+            "100",
+        ]
+    )
     assert code == 0
     judged = json.loads((out / "xstest__llm-judge_tiny-llama_1.json").read_text())
     assert judged["classifier"] == "llm-judge:tiny-llama@1"
@@ -248,8 +335,22 @@ def test_ifeval_through_lm_eval_on_a_local_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out = tmp_path / "out"
-    common = ["eval", "--model", "tiny-llama", "--benchmarks", "ifeval", "--limit", "20", "--device", "cpu",
-              "--max-new-tokens", "16", "--output-dir", str(out), "--no-progress"]
+    common = [
+        "eval",
+        "--model",
+        "tiny-llama",
+        "--benchmarks",
+        "ifeval",
+        "--limit",
+        "20",
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        "16",
+        "--output-dir",
+        str(out),
+        "--no-progress",
+    ]
     assert main(common) == 3  # the hub is unreachable: asks for a data file
     assert main([*common, "--data-file", f"ifeval={FIX / 'ifeval_sample.jsonl'}"]) == 0
     (path,) = out.glob("ifeval__*.json")

@@ -28,8 +28,13 @@ def test_present_module_is_returned():
 def test_demo_trains_and_prints_the_before_after_table(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "220")  # one table row per line
     overrides = [
-        "attacker.path=tiny-llama", "defender.path=tiny-llama", f"output_dir={tmp_path}", "train.steps=1",
-        "attacker_sampling.max_new_tokens=4", "defender_sampling.max_new_tokens=4", "train.validation_size=3",
+        "attacker.path=tiny-llama",
+        "defender.path=tiny-llama",
+        f"output_dir={tmp_path}",
+        "train.steps=1",
+        "attacker_sampling.max_new_tokens=4",
+        "defender_sampling.max_new_tokens=4",
+        "train.validation_size=3",
         "logging.progress=false",
     ]
     assert demo.main(overrides) == 0

@@ -75,7 +75,9 @@ def test_sharded_checkpoint_resumes_sharded(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run(cfg, straight)
     train_two_processes(_fsdp(cfg), resumed, stop_after=1)
-    mp.spawn(_resume_worker, args=(2, _free_port(), _fsdp(cfg).model_dump(mode="json"), str(resumed)), nprocs=2)
+    mp.spawn(
+        _resume_worker, args=(2, _free_port(), _fsdp(cfg).model_dump(mode="json"), str(resumed)), nprocs=2
+    )
     assert_same_state(straight, resumed)
     assert [r["step"] for r in train_rows(resumed)] == [1, 2]
 
@@ -83,7 +85,9 @@ def test_sharded_checkpoint_resumes_sharded(tmp_path):
 def test_fsdp_refuses_a_policy_judge_and_shared_base(tmp_path):
     cfg = tiny_config(tmp_path).model_dump(mode="json")
     cfg["train"]["sharding"] = {"strategy": "fsdp"}
-    judge = dict(cfg, judges={"default": {"kind": "heuristic"}, "defender": {"kind": "model", "model": "defender"}})
+    judge = dict(
+        cfg, judges={"default": {"kind": "heuristic"}, "defender": {"kind": "model", "model": "defender"}}
+    )
     with pytest.raises(ValueError, match="sharded defender player itself"):
         validate_config(judge)
     with pytest.raises(ValueError, match="does not support shared_base"):
@@ -95,21 +99,32 @@ def test_accelerate_fsdp_launch_settings_map_onto_the_config(tmp_path):
 
     cfg = tiny_config(tmp_path)
     assert apply_launcher_env(cfg, {}) == cfg  # no launcher: unchanged
-    env = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_OFFLOAD_PARAMS": "true",
-           "ACCELERATE_MIXED_PRECISION": "bf16", "FSDP_ACTIVATION_CHECKPOINTING": "true"}
+    env = {
+        "ACCELERATE_USE_FSDP": "true",
+        "FSDP_VERSION": "2",
+        "FSDP_OFFLOAD_PARAMS": "true",
+        "ACCELERATE_MIXED_PRECISION": "bf16",
+        "FSDP_ACTIVATION_CHECKPOINTING": "true",
+    }
     out = apply_launcher_env(cfg, env)
     assert out.train.sharding.model_dump() == {
-        "strategy": "fsdp", "param_dtype": "bfloat16", "reduce_dtype": "float32", "cpu_offload": True
+        "strategy": "fsdp",
+        "param_dtype": "bfloat16",
+        "reduce_dtype": "float32",
+        "cpu_offload": True,
     }
     assert out.attacker.gradient_checkpointing and out.defender.gradient_checkpointing
     assert cfg.train.sharding.strategy == "none"  # the caller's config is not modified
 
 
-@pytest.mark.parametrize("env, match", [
-    ({"ACCELERATE_USE_DEEPSPEED": "true"}, "does not integrate"),
-    ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP"}, "shards fully"),
-    ({"ACCELERATE_USE_FSDP": "true", "FSDP_RESHARD_AFTER_FORWARD": "false"}, "always reshards"),
-])
+@pytest.mark.parametrize(
+    "env, match",
+    [
+        ({"ACCELERATE_USE_DEEPSPEED": "true"}, "does not integrate"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP"}, "shards fully"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_RESHARD_AFTER_FORWARD": "false"}, "always reshards"),
+    ],
+)
 def test_launch_settings_advgame_cannot_honour_are_refused(tmp_path, env, match):
     from advgame.train.launcher import LauncherError, apply_launcher_env
 
@@ -132,10 +147,16 @@ def _engine_worker(rank: int, world: int, port: int, root: str) -> None:
         (Path(root) / f"rank{rank}").mkdir()
         game, data, engines = _game(Path(root) / f"rank{rank}", train__sharding={"strategy": "fsdp"})
         assert all(p.is_sharded for p in game.players())
-        batches = {c: distributed.shard(data.train[c].next_batch(), distributed.info()) for c in ("harmful", "benign")}
+        batches = {
+            c: distributed.shard(data.train[c].next_batch(), distributed.info())
+            for c in ("harmful", "benign")
+        }
         game_step(game, batches, 0)
         for name, engine in engines.items():
-            save_file({k: v.contiguous() for k, v in engine.received[0].items()}, f"{root}/{name}-rank{rank}.safetensors")
+            save_file(
+                {k: v.contiguous() for k, v in engine.received[0].items()},
+                f"{root}/{name}-rank{rank}.safetensors",
+            )
     finally:
         dist.destroy_process_group()
 
@@ -188,15 +209,31 @@ def test_cli_trains_sharded_players_on_two_processes(tmp_path):
     config.write_text(TINY_RUN)
     run_dir = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "advgame", "train", str(config), "train.sharding.strategy=fsdp",
-         "--num-processes", "2", "--run-dir", str(run_dir)],
-        check=False, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            "-m",
+            "advgame",
+            "train",
+            str(config),
+            "train.sharding.strategy=fsdp",
+            "--num-processes",
+            "2",
+            "--run-dir",
+            str(run_dir),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "attacker/lr" in r]
     assert [r["step"] for r in steps] == [1, 2]
-    assert sum(r["harmful/defender/pairs"] + r["benign/defender/pairs"] for r in steps) > 0  # sharded updates ran
+    assert (
+        sum(r["harmful/defender/pairs"] + r["benign/defender/pairs"] for r in steps) > 0
+    )  # sharded updates ran
     assert any("valid/harmful/refusal_rate" in r for r in rows)
     assert (run_dir / "final" / "defender" / "model.safetensors").is_file()
     assert (run_dir / "final" / "attacker" / "adapter_model.safetensors").is_file()

@@ -130,8 +130,10 @@ def test_min_reward_gap_drops_only_the_pairs_below_it():
     tree, _, _, _ = _play()
     # defender gaps 6 (x00) and 3 (x20, clipped); attacker gaps 2 and 8 (see the test above)
     assert sorted(p.reward_gap for p in signals.defender_pairs(tree, min_gap=4.0)) == [pytest.approx(6.0)]
-    assert sorted(p.reward_gap for p in signals.attacker_pairs(tree, min_gap=2.0)) == [pytest.approx(2.0),
-                                                                                      pytest.approx(8.0)]
+    assert sorted(p.reward_gap for p in signals.attacker_pairs(tree, min_gap=2.0)) == [
+        pytest.approx(2.0),
+        pytest.approx(8.0),
+    ]
     assert signals.attacker_pairs(tree, min_gap=8.5) == []
     # the control shuffles within a group, so it keeps the same groups above the gap
     control = signals.defender_pairs(tree, random.Random(0), min_gap=4.0)
@@ -155,7 +157,9 @@ def test_judge_failures_are_excluded_never_scored():
 
 def test_pairwise_failure_leaves_both_candidates_unscored():
     def fail_x00(rubric, query, response):
-        return None if response in ("refuse A", "comply B") else _score(DEFENDER_SCORES)(rubric, query, response)
+        return (
+            None if response in ("refuse A", "comply B") else _score(DEFENDER_SCORES)(rubric, query, response)
+        )
 
     tree, _, _, _ = _play(defender_score=fail_x00)
     x00 = tree[0].rewrites[0]
@@ -179,7 +183,9 @@ def test_grpo_rollouts_and_batch_baseline():
 def test_direct_seeds_train_the_defender_only():
     attacker = _player(ATTACKER_SCRIPT)
     defender = _player({**DEFENDER_SCRIPT, "seed": ["refuse G", "comply H"]})
-    judge = ScriptedJudge(score=_score({**DEFENDER_SCORES}), faithful=lambda seed, prompt: "unfaithful" not in prompt)
+    judge = ScriptedJudge(
+        score=_score({**DEFENDER_SCORES}), faithful=lambda seed, prompt: "unfaithful" not in prompt
+    )
     seeds = [SeedPrompt(text="seed zero", category="harmful", source="test")]
     tree = rollout.attack(seeds, attacker, SAMPLING, num_samples=2, fmt="nothink", seed=0, direct_seeds=True)
     rollout.gate_faithfulness(tree, judge)
@@ -198,7 +204,9 @@ def test_direct_seeds_train_the_defender_only():
 
 def test_clip_rejected_on_truncation_can_be_turned_off():
     tree, _, _, _ = _play()
-    unclipped = [p for p in signals.defender_pairs(tree, clip_truncated=False) if p.reward_gap == pytest.approx(3.0)]
+    unclipped = [
+        p for p in signals.defender_pairs(tree, clip_truncated=False) if p.reward_gap == pytest.approx(3.0)
+    ]
     assert len(unclipped) == 1 and len(unclipped[0].rejected_ids) > len(unclipped[0].chosen_ids)
 
 
@@ -216,9 +224,14 @@ def test_update_players_reads_the_clipping_option(clip):
         return update.LossStats(total=0.0)
 
     game = SimpleNamespace(
-        cfg=SimpleNamespace(loss=LossConfig(clip_rejected_on_truncation=clip), train=SimpleNamespace(microbatch_size=4),
-                            optim=SimpleNamespace(max_grad_norm=1.0), game=GameConfig()),
-        attacker=SimpleNamespace(name="attacker"), defender=SimpleNamespace(name="defender"),
+        cfg=SimpleNamespace(
+            loss=LossConfig(clip_rejected_on_truncation=clip),
+            train=SimpleNamespace(microbatch_size=4),
+            optim=SimpleNamespace(max_grad_norm=1.0),
+            game=GameConfig(),
+        ),
+        attacker=SimpleNamespace(name="attacker"),
+        defender=SimpleNamespace(name="defender"),
     )
     original = update.preference_backward
     update.preference_backward = record
@@ -243,7 +256,9 @@ def test_non_optimistic_never_selects_an_answer_whose_judgement_failed():
 
 def test_non_optimistic_rewrite_without_a_judged_answer_gets_no_reward():
     def x00_fails(rubric, query, response):
-        return None if response in ("refuse A", "comply B") else _score(DEFENDER_SCORES)(rubric, query, response)
+        return (
+            None if response in ("refuse A", "comply B") else _score(DEFENDER_SCORES)(rubric, query, response)
+        )
 
     tree, _, _, att_judge = _play(optimistic=False, defender_score=x00_fails, mode="pointwise")
     x00 = tree[0].rewrites[0]

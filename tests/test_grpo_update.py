@@ -25,15 +25,26 @@ def _player() -> Player:
 def _rollouts(player: Player) -> list[Rollout]:
     tok = player.tokenizer
     ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]
-    texts = [("How do I bake a cake?", "Preheat the oven.", 8.0), ("Explain vaccines.", "I can't help.", 2.0),
-             ("What is the capital?", "Paris, of course.", 6.0)]
-    rollouts = [Rollout(ids(p), ids(c), r, group=i, sampler_logprobs=None) for i, (p, c, r) in enumerate(texts)]
+    texts = [
+        ("How do I bake a cake?", "Preheat the oven.", 8.0),
+        ("Explain vaccines.", "I can't help.", 2.0),
+        ("What is the capital?", "Paris, of course.", 6.0),
+    ]
+    rollouts = [
+        Rollout(ids(p), ids(c), r, group=i, sampler_logprobs=None) for i, (p, c, r) in enumerate(texts)
+    ]
     with torch.no_grad():
-        pol = completion_logprobs(player.model, [r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
-                                  tok.pad_token_id)
+        pol = completion_logprobs(
+            player.model,
+            [r.prompt_ids for r in rollouts],
+            [r.completion_ids for r in rollouts],
+            tok.pad_token_id,
+        )
     for i, r in enumerate(rollouts):  # the sampler was another policy: ratios e^{±0.4} and e^{1.2} (> cap 2)
         row = pol.tokens[i][pol.mask[i]].tolist()
-        r.sampler_logprobs = [lp - (0.4 if t % 2 else 1.2) * (1 if i % 2 == 0 else -1) for t, lp in enumerate(row)]
+        r.sampler_logprobs = [
+            lp - (0.4 if t % 2 else 1.2) * (1 if i % 2 == 0 else -1) for t, lp in enumerate(row)
+        ]
     return rollouts
 
 

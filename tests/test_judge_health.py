@@ -16,9 +16,13 @@ from tests.scripted import ScriptedJudge, scripted_game
 
 def game_with(judge, attacker=True):
     views = {r: RoleView(judge, r) for r in ("faithfulness", "defender", "attacker")}
-    return SimpleNamespace(judges=SimpleNamespace(
-        faithfulness=views["faithfulness"], defender=SimpleNamespace(judge=views["defender"]),
-        attacker=SimpleNamespace(judge=views["attacker"]) if attacker else None))
+    return SimpleNamespace(
+        judges=SimpleNamespace(
+            faithfulness=views["faithfulness"],
+            defender=SimpleNamespace(judge=views["defender"]),
+            attacker=SimpleNamespace(judge=views["attacker"]) if attacker else None,
+        )
+    )
 
 
 def closed_port() -> int:
@@ -54,13 +58,17 @@ def test_every_call_failing_for_n_steps_stops_with_one_line():
         _step(game, True)
         streak.after_step(step)
     _step(game, True)
-    with pytest.raises(JudgeUnavailable, match=r"step 3: every judge call failed for 3 consecutive steps.*scripted_failure"):
+    with pytest.raises(
+        JudgeUnavailable, match=r"step 3: every judge call failed for 3 consecutive steps.*scripted_failure"
+    ):
         streak.after_step(3)
 
 
 def test_a_success_resets_the_streak_and_zero_disables_it():
     flaky = {"fail": True}
-    judge = ScriptedJudge(score=lambda *a: None if flaky["fail"] else 5.0, faithful=lambda *a: None if flaky["fail"] else True)
+    judge = ScriptedJudge(
+        score=lambda *a: None if flaky["fail"] else 5.0, faithful=lambda *a: None if flaky["fail"] else True
+    )
     game = game_with(judge)
     streak = FailureStreak(game, limit=2)
     _step(game, True)
@@ -82,8 +90,13 @@ def test_training_with_judges_that_never_answer_stops_instead_of_finishing(tmp_p
     from advgame.train.trainer import train
     from tests.test_train_e2e import scripted, tiny_config
 
-    cfg = tiny_config(tmp_path, train__steps=6, train__validation_size=0, checkpoint__every_n_steps=100,
-                      judges={"default": {"kind": "heuristic"}, "stop_after_failing_steps": 2})
+    cfg = tiny_config(
+        tmp_path,
+        train__steps=6,
+        train__validation_size=0,
+        checkpoint__every_n_steps=100,
+        judges={"default": {"kind": "heuristic"}, "stop_after_failing_steps": 2},
+    )
     _, backends = scripted(cfg)
     dead = ScriptedJudge(score=lambda *a: None, faithful=lambda *a: None)
     game = scripted_game(cfg, {r: dead for r in ("faithfulness", "defender", "attacker")}, backends)

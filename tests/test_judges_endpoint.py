@@ -68,11 +68,24 @@ class FakeServer:
                     self._send(200, b'{"choices": [ {"message": oops')
                 else:
                     finish = action[2] if len(action) > 2 else "stop"
-                    self._send(200, json.dumps({
-                        "id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": [{"index": 0, "finish_reason": finish,
-                                     "message": {"role": "assistant", "content": action[1]}}],
-                    }).encode())
+                    self._send(
+                        200,
+                        json.dumps(
+                            {
+                                "id": "cmpl-1",
+                                "object": "chat.completion",
+                                "created": 0,
+                                "model": body["model"],
+                                "choices": [
+                                    {
+                                        "index": 0,
+                                        "finish_reason": finish,
+                                        "message": {"role": "assistant", "content": action[1]},
+                                    }
+                                ],
+                            }
+                        ).encode(),
+                    )
 
             def _send(self, code, data):
                 try:
@@ -174,8 +187,10 @@ def test_slow_first_attempt_then_answer(serve):
     assert outs[0].text == "fast" and len(server.bodies) == 2
 
 
-@pytest.mark.parametrize(("action", "reason"), [(("garbage",), "bad_response"), (("status", 400), "http_400"),
-                                                (("status", 404), "http_404")])
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [(("garbage",), "bad_response"), (("status", 400), "http_400"), (("status", 404), "http_404")],
+)
 def test_non_retryable_failures(serve, action, reason):
     server = serve(lambda k, body: action)
     outs = backend(server).generate(["p"], SAMPLING)

@@ -31,8 +31,11 @@ class CannedBackend:
         for p in prompts:
             reply = self.replies[len(self.prompts)]
             self.prompts.append(p)
-            out.append(reply if isinstance(reply, Completion) else
-                       Completion(prompt_ids=[], token_ids=[], text=reply, truncated=False))
+            out.append(
+                reply
+                if isinstance(reply, Completion)
+                else Completion(prompt_ids=[], token_ids=[], text=reply, truncated=False)
+            )
         return out
 
 
@@ -48,11 +51,15 @@ SAMPLING = SamplingConfig(temperature=0.0, max_new_tokens=64)
 
 
 def test_pairwise_pointwise_faithfulness_parse():
-    backend = CannedBackend([
-        pair(8, 2), pair(3, 3),
-        "<think>ok</think><score>6</score>",
-        "<think>same</think><answer>True</answer>", "<think>drift</think><answer>False</answer>",
-    ])
+    backend = CannedBackend(
+        [
+            pair(8, 2),
+            pair(3, 3),
+            "<think>ok</think><score>6</score>",
+            "<think>same</think><answer>True</answer>",
+            "<think>drift</think><answer>False</answer>",
+        ]
+    )
     judge = LLMJudge(backend, SAMPLING, seed=0)
     assert isinstance(judge, Judge)
     items = [PairItem("compliance", "q1", "ya", "yb"), PairItem("deflection", "q2", "za", "zb")]

@@ -21,7 +21,10 @@ NONCE = "0123456789abcdef"
         ("<THINK>x</THINK><SCORE_A>4</SCORE_A><Score_B>6</Score_B>", (4.0, 6.0)),
         ("<think>x</think><score_A>15</score_A><score_B>-2</score_B>", None),  # off the scale: a failure
         ("<think>x</think><score_A>999</score_A><score_B>3</score_B>", None),  # issue 15: never clipped to 10
-        ("<think>x</think><score_A>10</score_A><score_B>-0</score_B>", (10.0, 0.0)),  # the ends are on the scale
+        (
+            "<think>x</think><score_A>10</score_A><score_B>-0</score_B>",
+            (10.0, 0.0),
+        ),  # the ends are on the scale
         ("<think>x</think><score_A>10.0</score_A><score_B>0.5</score_B>", (10.0, 0.5)),
         ("<think>x</think><score_A>7</score_A>", None),  # missing B
         ("<think>x</think><score_A>7</score_A><score_B>3</score_B><score_B>9</score_B>", None),  # duplicated
@@ -96,7 +99,7 @@ LIVE_TAG = re.compile(r"<\s*/?\s*(?:score(?:_[ab])?|answer|think)\s*>", re.IGNOR
 
 
 def _between(text: str, start: str, end: str) -> str:
-    return text[text.index(start) + len(start): text.index(end)]
+    return text[text.index(start) + len(start) : text.index(end)]
 
 
 @pytest.mark.parametrize("attack", INJECTIONS)
@@ -107,8 +110,9 @@ def test_untrusted_text_is_fenced_and_inert(attack):
     for name in ("QUERY", "RESPONSE_A", "RESPONSE_B"):
         assert content.count(f"<<<{name} {NONCE}>>>") == 1
         assert content.count(f"<<<END {name} {NONCE}>>>") == 1
-    fenced = [_between(content, f"<<<{n} {NONCE}>>>", f"<<<END {n} {NONCE}>>>")
-              for n in ("QUERY", "RESPONSE_A")]
+    fenced = [
+        _between(content, f"<<<{n} {NONCE}>>>", f"<<<END {n} {NONCE}>>>") for n in ("QUERY", "RESPONSE_A")
+    ]
     for block in fenced:
         assert not LIVE_TAG.search(block), block
         assert "<<<" not in block and ">>>" not in block

@@ -51,7 +51,9 @@ class RoutedDefender(ScriptedBackend):
     start with GOOD_REWRITE, so the optimistic attacker judge scores GOOD_REWRITE higher."""
 
     def __init__(self, tokenizer):
-        super().__init__(lambda p, k: BAD_ANSWER if p.startswith(GOOD_REWRITE) else defender_reply(p, k), tokenizer)
+        super().__init__(
+            lambda p, k: BAD_ANSWER if p.startswith(GOOD_REWRITE) else defender_reply(p, k), tokenizer
+        )
 
 
 def margins(game, data) -> dict[str, float]:
@@ -67,8 +69,9 @@ def margins(game, data) -> dict[str, float]:
         prompts = encode_prompts(tok, [attacker_instruction(s.text, "harmful", "nothink") for s in seeds])
         diffs = []
         for s, p in zip(seeds, prompts, strict=True):
-            good, bad = encode_completions(tok, [f"<prompt>{GOOD_REWRITE} {s.text}</prompt>",
-                                                 f"<prompt>{BAD_REWRITE} {s.text}</prompt>"])
+            good, bad = encode_completions(
+                tok, [f"<prompt>{GOOD_REWRITE} {s.text}</prompt>", f"<prompt>{BAD_REWRITE} {s.text}</prompt>"]
+            )
             diffs.append(_margin(game.attacker.model, [p], good, bad, tok.pad_token_id))
         out["attacker"] = sum(diffs) / len(diffs)
     return out
@@ -82,13 +85,19 @@ def _margin(model, prompts, good, bad, pad) -> float:
 
 def play(tmp_path, monkeypatch=None, **sections) -> tuple[dict, dict]:
     cfg = tiny_config(
-        tmp_path, optim={"lr": 1e-2, "weight_decay": 0.0, "final_lr_scale": 1.0}, ema={"decay": 0.5},
-        loss={"type": "dpo", "beta": 0.5}, **sections,
+        tmp_path,
+        optim={"lr": 1e-2, "weight_decay": 0.0, "final_lr_scale": 1.0},
+        ema={"decay": 0.5},
+        loss={"type": "dpo", "beta": 0.5},
+        **sections,
     )
     tok = tiny_tokenizer()
     judge = ScriptedJudge(score=judge_score)
-    game = scripted_game(cfg, {"faithfulness": judge, "defender": judge, "attacker": judge},
-                      {"attacker": ScriptedBackend(attacker_reply, tok), "defender": RoutedDefender(tok)})
+    game = scripted_game(
+        cfg,
+        {"faithfulness": judge, "defender": judge, "attacker": judge},
+        {"attacker": ScriptedBackend(attacker_reply, tok), "defender": RoutedDefender(tok)},
+    )
     data = build_data(cfg)
     before = margins(game, data)
     for step in range(STEPS):
@@ -119,7 +128,9 @@ def test_swapped_pairs_lower_the_margins(tmp_path, monkeypatch):
 
 
 def test_pairs_routed_to_the_other_player_do_not_teach_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(signals, "attacker_pairs", lambda *args, **kwargs: [])  # the Attacker gets no own pairs
+    monkeypatch.setattr(
+        signals, "attacker_pairs", lambda *args, **kwargs: []
+    )  # the Attacker gets no own pairs
     before, after = play(tmp_path)
     assert abs(after["attacker"] - before["attacker"]) < 0.5, (before, after)
     assert after["defender"] > before["defender"] + 1.0

@@ -59,7 +59,9 @@ def test_ipo_is_minimal_at_target_margin_and_dpo_at_infinity():
     assert at_target.item() == pytest.approx(0.0)
     beyond = ipo_loss(torch.tensor([8.0]), zero, zero, zero, beta)
     assert beyond.item() == pytest.approx(9.0)  # IPO pulls back past the target; DPO would not
-    assert dpo_loss(torch.tensor([8.0]), zero, zero, zero, beta) < dpo_loss(torch.tensor([5.0]), zero, zero, zero, beta)
+    assert dpo_loss(torch.tensor([8.0]), zero, zero, zero, beta) < dpo_loss(
+        torch.tensor([5.0]), zero, zero, zero, beta
+    )
 
 
 def test_advantages_batch_mode_excludes_missing_rewards():
@@ -97,7 +99,9 @@ def test_grpo_truncated_importance_weight_is_detached_and_capped():
 
 def test_grpo_without_correction_uses_unit_weight():
     logp = torch.tensor([[-1.0, -2.0]], requires_grad=True)
-    out = grpo_loss(logp, torch.ones(1, 2), torch.tensor([3.0]), beta=0.0, sampler_logprobs=torch.zeros(1, 2), is_cap=None)
+    out = grpo_loss(
+        logp, torch.ones(1, 2), torch.tensor([3.0]), beta=0.0, sampler_logprobs=torch.zeros(1, 2), is_cap=None
+    )
     out.loss.backward()
     assert out.loss.item() == pytest.approx(-6.0)
     assert logp.grad.tolist() == [[-3.0, -3.0]]
@@ -133,11 +137,21 @@ def test_grpo_rollout_without_sampler_logprobs_loses_only_its_own_weight():
     logp = torch.tensor([[-1.0, -2.0], [-1.0, -2.0]], requires_grad=True)
     sampler = torch.tensor([[-1.5, -3.5], [0.0, 0.0]])
     adv = torch.tensor([1.0, -2.0])
-    out = grpo_loss(logp, torch.ones(2, 2), adv, beta=0.0, sampler_logprobs=sampler, is_cap=2.0,
-                    sampler_rows=torch.tensor([True, False]), reduction="sum")
+    out = grpo_loss(
+        logp,
+        torch.ones(2, 2),
+        adv,
+        beta=0.0,
+        sampler_logprobs=sampler,
+        is_cap=2.0,
+        sampler_rows=torch.tensor([True, False]),
+        reduction="sum",
+    )
     out.loss.backward()
     w = [[math.exp(0.5), 2.0], [1.0, 1.0]]
-    assert logp.grad.flatten().tolist() == pytest.approx([-w[i][t] * adv[i].item() for i in range(2) for t in range(2)])
+    assert logp.grad.flatten().tolist() == pytest.approx(
+        [-w[i][t] * adv[i].item() for i in range(2) for t in range(2)]
+    )
     # the statistics cover the weighted row only
     assert out.weighted_tokens.item() == 2
     assert out.importance_weight.item() == pytest.approx((math.exp(0.5) + 2.0) / 2)

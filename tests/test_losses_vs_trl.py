@@ -44,8 +44,16 @@ PAIRS = [
         "Preheat the oven, mix flour, sugar, cocoa and eggs, then bake.",
         "I can't help with that request.",
     ),
-    ("Explain vaccines.", "They train the immune system to recognise a virus.", "Sure! Here is a step by step answer."),
-    ("What is the capital of France?", "Paris.", "The capital of France is a city in Europe, probably Lyon or Nice."),
+    (
+        "Explain vaccines.",
+        "They train the immune system to recognise a virus.",
+        "Sure! Here is a step by step answer.",
+    ),
+    (
+        "What is the capital of France?",
+        "Paris.",
+        "The capital of France is a city in Europe, probably Lyon or Nice.",
+    ),
 ]
 
 
@@ -88,7 +96,9 @@ def _trainer(loss_type: str, output_dir) -> tuple[trl.DPOTrainer, dict[str, torc
         disable_tqdm=True,
         seed=0,
     )
-    trainer = trl.DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = trl.DPOTrainer(
+        model=policy, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer
+    )
     inputs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(PAIRS))])
     return trainer, inputs
 
@@ -140,5 +150,7 @@ def test_loss_and_gradients_match_trl(loss_type, tmp_path):
     largest = max(g.abs().max().item() for g in trl_grads.values())
     assert largest > 1e-4  # a real gradient to compare
     worst = max((our_grads[k] - trl_grads[k]).abs().max().item() for k in our_grads)
-    assert _close(worst, 0.0, largest), f"max |grad ours - grad TRL| = {worst:.3g} (largest |grad| {largest:.3g})"
+    assert _close(worst, 0.0, largest), (
+        f"max |grad ours - grad TRL| = {worst:.3g} (largest |grad| {largest:.3g})"
+    )
     assert ref.parameters().__next__().grad is None  # the reference never receives gradients

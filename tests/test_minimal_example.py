@@ -58,19 +58,45 @@ def defender_reply(prompt: str, k: int):
 
 def _setup(tmp_path):
     ex = load_example()
-    args = ex.Args(seed=0, seeds_per_split=3, num_attacker_samples=3, num_defender_samples=3,
-                   max_new_tokens=8, attacker_format="nothink", beta=0.1, ema_decay=0.5, lr=1e-3,
-                   max_grad_norm=1.0)
+    args = ex.Args(
+        seed=0,
+        seeds_per_split=3,
+        num_attacker_samples=3,
+        num_defender_samples=3,
+        max_new_tokens=8,
+        attacker_format="nothink",
+        beta=0.1,
+        ema_decay=0.5,
+        lr=1e-3,
+        max_grad_norm=1.0,
+    )
     full = {"path": "tiny-llama", "finetune": "full", "device": "cpu"}
-    sampling = {"max_new_tokens": args.max_new_tokens, "batch_size": 64, "temperature": args.temperature,
-                "top_p": args.top_p}
+    sampling = {
+        "max_new_tokens": args.max_new_tokens,
+        "batch_size": 64,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+    }
     cfg = tiny_config(
-        tmp_path, attacker=full, defender=full, attacker_sampling=sampling, defender_sampling=sampling,
-        optim={"lr": args.lr, "betas": list(args.betas), "eps": args.eps, "weight_decay": args.weight_decay,
-               "max_grad_norm": args.max_grad_norm},
-        loss={"type": "dpo", "beta": args.beta}, ema={"decay": args.ema_decay},
+        tmp_path,
+        attacker=full,
+        defender=full,
+        attacker_sampling=sampling,
+        defender_sampling=sampling,
+        optim={
+            "lr": args.lr,
+            "betas": list(args.betas),
+            "eps": args.eps,
+            "weight_decay": args.weight_decay,
+            "max_grad_norm": args.max_grad_norm,
+        },
+        loss={"type": "dpo", "beta": args.beta},
+        ema={"decay": args.ema_decay},
         game={"attacker_format": "nothink", "num_attacker_samples": 3, "num_defender_samples": 3},
-        data__batch_size=3, train__steps=1, train__validation_size=0, train__microbatch_size=64,
+        data__batch_size=3,
+        train__steps=1,
+        train__validation_size=0,
+        train__microbatch_size=64,
     )
     judge = ScriptedJudge(score=judge_score, faithful=lambda seed, prompt: "unfaithful" not in prompt)
     scripts = {"attacker": attacker_reply, "defender": defender_reply}
@@ -122,8 +148,9 @@ def _one_step_each(tmp_path, monkeypatch, break_example=None):
     for mine, theirs in zip(players, game.players()):
         params = [p for p in theirs.model.parameters() if p.requires_grad]
         torch.testing.assert_close(mine.params, params, rtol=1e-5, atol=1e-7, msg=f"{mine.name} weights")
-        torch.testing.assert_close(mine.ema, list(theirs.ema.tensors.values()), rtol=1e-5, atol=1e-7,
-                                   msg=f"{mine.name} EMA")
+        torch.testing.assert_close(
+            mine.ema, list(theirs.ema.tensors.values()), rtol=1e-5, atol=1e-7, msg=f"{mine.name} EMA"
+        )
     return game, players
 
 
@@ -168,19 +195,28 @@ def test_the_example_samples_from_the_ema_as_the_game_does(tmp_path):
                 e.add_(torch.randn_like(e) * 0.5)
                 bank.copy_(e)
         with theirs.sampling_weights():
-            expected = generate(theirs.model, theirs.tokenizer, prompts, game.cfg.attacker_sampling, seed=7,
-                                num_samples=2).completions
+            expected = generate(
+                theirs.model, theirs.tokenizer, prompts, game.cfg.attacker_sampling, seed=7, num_samples=2
+            ).completions
         got = ex.sample(mine, prompts, 2, 7, args)
-        assert [(s.prompt_ids, s.ids, s.truncated) for s in got] == \
-            [(c.prompt_ids, c.token_ids, c.truncated) for c in expected]
-        live = generate(theirs.model, theirs.tokenizer, prompts, game.cfg.attacker_sampling, seed=7,
-                        num_samples=2).completions
+        assert [(s.prompt_ids, s.ids, s.truncated) for s in got] == [
+            (c.prompt_ids, c.token_ids, c.truncated) for c in expected
+        ]
+        live = generate(
+            theirs.model, theirs.tokenizer, prompts, game.cfg.attacker_sampling, seed=7, num_samples=2
+        ).completions
         assert [c.token_ids for c in live] != [s.ids for s in got]  # the EMA did the sampling
 
 
 def test_the_example_runs_as_a_script():
-    proc = subprocess.run([sys.executable, str(EXAMPLE), "--steps", "1", "--max-new-tokens", "4"],
-                          check=False, capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--steps", "1", "--max-new-tokens", "4"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("step 1: harmful/attacker:")

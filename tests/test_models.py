@@ -71,7 +71,9 @@ def test_cuda_request_without_cuda_fails_clearly():
 def test_generation_and_scoring_on_cuda():
     model, tok = load_model(ModelConfig(path="tiny-llama", finetune="full", device="cuda", dtype="bfloat16"))
     out = generate(model, tok, ["hi"], SamplingConfig(max_new_tokens=4), seed=0)
-    scored = completion_logprobs(model, [out.completions[0].prompt_ids], [out.completions[0].token_ids], tok.pad_token_id)
+    scored = completion_logprobs(
+        model, [out.completions[0].prompt_ids], [out.completions[0].token_ids], tok.pad_token_id
+    )
     assert scored.tokens.device.type == "cuda"
 
 
@@ -83,7 +85,9 @@ def test_smollm2_from_gguf_converts_once_and_answers(tmp_path, monkeypatch):
     converted = list((tmp_path / "gguf").iterdir())
     assert len(converted) == 1 and (converted[0] / "config.json").is_file()
     assert "<|im_start|>" in tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
-    out = generate(model, tok, ["What is the capital of France?"], SamplingConfig(temperature=0.0, max_new_tokens=12))
+    out = generate(
+        model, tok, ["What is the capital of France?"], SamplingConfig(temperature=0.0, max_new_tokens=12)
+    )
     assert "Paris" in out.completions[0].text
     load_model(ModelConfig(path="smollm2", finetune="full"))  # second load reads the cache
     assert list((tmp_path / "gguf").iterdir()) == converted

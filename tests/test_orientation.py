@@ -27,7 +27,10 @@ def _game(tmp_path, family: str):
     cfg = tiny_config(tmp_path, **FAMILIES[family], train__steps=1, optim={"lr": 1e-3})
     judge = ScriptedJudge(score=prefers_refusal, faithful=lambda seed, prompt: "unfaithful" not in prompt)
     tok = tiny_tokenizer()
-    backends = {"attacker": ScriptedBackend(attacker_reply, tok), "defender": ScriptedBackend(defender_reply, tok)}
+    backends = {
+        "attacker": ScriptedBackend(attacker_reply, tok),
+        "defender": ScriptedBackend(defender_reply, tok),
+    }
     return scripted_game(cfg, {"faithfulness": judge, "defender": judge, "attacker": judge}, backends)
 
 
@@ -35,9 +38,13 @@ def _margin(player, pairs) -> torch.Tensor:
     """log π(chosen) − log π(rejected) per pair, under the player's live weights."""
     with torch.no_grad():
         prompts = [p.prompt_ids for p in pairs] * 2
-        lp = completion_logprobs(player.model, prompts, [p.chosen_ids for p in pairs] + [p.rejected_ids for p in pairs],
-                                 player.tokenizer.pad_token_id).sum
-    return lp[: len(pairs)] - lp[len(pairs):]
+        lp = completion_logprobs(
+            player.model,
+            prompts,
+            [p.chosen_ids for p in pairs] + [p.rejected_ids for p in pairs],
+            player.tokenizer.pad_token_id,
+        ).sum
+    return lp[: len(pairs)] - lp[len(pairs) :]
 
 
 def _update_moves(tmp_path, family: str, monkeypatch, swap: bool = False):
@@ -46,8 +53,11 @@ def _update_moves(tmp_path, family: str, monkeypatch, swap: bool = False):
     game = _game(tmp_path, family)
     tree = step.play_split(game, build_data(game.cfg).train["harmful"].next_batch(), 0, "harmful", Counter())
     judged = {"attacker": signals.attacker_pairs(tree), "defender": signals.defender_pairs(tree)}
-    expected = judged if family != "grpo" else {"attacker": signals.attacker_rollouts(tree),
-                                                "defender": signals.defender_rollouts(tree)}
+    expected = (
+        judged
+        if family != "grpo"
+        else {"attacker": signals.attacker_rollouts(tree), "defender": signals.defender_rollouts(tree)}
+    )
     players = {"attacker": game.attacker, "defender": game.defender}
     before = {role: _margin(players[role], judged[role]) for role in players}
 
@@ -68,10 +78,18 @@ def _update_moves(tmp_path, family: str, monkeypatch, swap: bool = False):
             return pair and signals.Pair(pair.prompt_ids, pair.rejected_ids, pair.chosen_ids, pair.reward_gap)
 
         monkeypatch.setattr(signals, "preference_pair", swapped)
-        for fn in (signals.attacker_rollouts, signals.defender_rollouts):  # GRPO: the same bug is a sign error on the reward
-            monkeypatch.setattr(signals, fn.__name__, lambda tree, rng=None, _fn=fn: [
-                signals.Rollout(r.prompt_ids, r.completion_ids, -r.reward, r.group, r.sampler_logprobs)
-                for r in _fn(tree, rng)])
+        for fn in (
+            signals.attacker_rollouts,
+            signals.defender_rollouts,
+        ):  # GRPO: the same bug is a sign error on the reward
+            monkeypatch.setattr(
+                signals,
+                fn.__name__,
+                lambda tree, rng=None, _fn=fn: [
+                    signals.Rollout(r.prompt_ids, r.completion_ids, -r.reward, r.group, r.sampler_logprobs)
+                    for r in _fn(tree, rng)
+                ],
+            )
     step.update_players(game, tree, ("attacker", "defender"))
     moved = {role: _margin(players[role], judged[role]) - before[role] for role in players}
     return judged, moved, received, expected
@@ -79,7 +97,9 @@ def _update_moves(tmp_path, family: str, monkeypatch, swap: bool = False):
 
 def assert_oriented(moved) -> None:
     for role, delta in moved.items():
-        assert len(delta) > 0 and (delta > 0).all(), f"{role}: the preferred sample did not gain: {delta.tolist()}"
+        assert len(delta) > 0 and (delta > 0).all(), (
+            f"{role}: the preferred sample did not gain: {delta.tolist()}"
+        )
 
 
 @pytest.mark.parametrize("family", ["dpo_md", "grpo"])

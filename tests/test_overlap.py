@@ -33,7 +33,9 @@ class SlowJudge(ScriptedJudge):
 
 
 def _run(tmp_path, **sections):
-    cfg = tiny_config(tmp_path, game__overlap_judges=True, game__attacker_format="nothink", train__steps=1, **sections)
+    cfg = tiny_config(
+        tmp_path, game__overlap_judges=True, game__attacker_format="nothink", train__steps=1, **sections
+    )
     judges, backends = scripted(cfg)
     slow = SlowJudge()
     judges.update(defender=slow, attacker=slow)
@@ -47,7 +49,9 @@ def _run(tmp_path, **sections):
 
 def test_first_split_judges_overlap_second_split_generation(tmp_path):
     slow, starts, row = _run(tmp_path)
-    harmful_calls = [c for c in slow.calls if c[0] in ("deflection", "compliance") and c[3] != threading.main_thread().name]
+    harmful_calls = [
+        c for c in slow.calls if c[0] in ("deflection", "compliance") and c[3] != threading.main_thread().name
+    ]
     assert harmful_calls, "the harmful split was not judged in a background thread"
     benign_generation = starts[-1]  # the attacker's last generate call: the benign split
     assert any(start < benign_generation < end for _, start, end, _ in harmful_calls)
@@ -98,8 +102,13 @@ def test_which_weights_sample_the_benign_split_on_policy(tmp_path, monkeypatch, 
     if how == "overlap":
         _, _, row = _run(tmp_path, **sections)
     else:
-        cfg = tiny_config(tmp_path, game__split_sampling_weights=how, game__attacker_format="nothink", train__steps=1,
-                          **sections)
+        cfg = tiny_config(
+            tmp_path,
+            game__split_sampling_weights=how,
+            game__attacker_format="nothink",
+            train__steps=1,
+            **sections,
+        )
         judges, backends = scripted(cfg)
         row = train_rows(train(cfg, tmp_path / "run", game=scripted_game(cfg, judges, backends)))[0]
     for name in ("attacker", "defender"):
@@ -115,7 +124,9 @@ def test_which_weights_sample_the_benign_split_on_policy(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("how", ["step_start", "latest"])
 def test_md_samples_both_splits_from_the_same_ema(tmp_path, monkeypatch, how):
     log = WeightLog(monkeypatch)
-    cfg = tiny_config(tmp_path, game__split_sampling_weights=how, game__attacker_format="nothink", train__steps=1)
+    cfg = tiny_config(
+        tmp_path, game__split_sampling_weights=how, game__attacker_format="nothink", train__steps=1
+    )
     judges, backends = scripted(cfg)
     row = train_rows(train(cfg, tmp_path / "run", game=scripted_game(cfg, judges, backends)))[0]
     for name in ("attacker", "defender"):
@@ -126,4 +137,6 @@ def test_md_samples_both_splits_from_the_same_ema(tmp_path, monkeypatch, how):
 
 def test_overlap_refuses_a_player_as_judge(tmp_path):
     with pytest.raises(ConfigError, match="overlap_judges"):
-        tiny_config(tmp_path, game__overlap_judges=True, judges={"default": {"kind": "model", "model": "defender"}})
+        tiny_config(
+            tmp_path, game__overlap_judges=True, judges={"default": {"kind": "model", "model": "defender"}}
+        )

@@ -112,10 +112,14 @@ def test_sampler_logprobs_match_a_scoring_forward(tiny_llama):
     rollouts = generate(model, tok, PROMPTS, cfg, seed=0, return_logprobs=True)
     with torch.no_grad():
         scored = completion_logprobs(
-            model, [c.prompt_ids for c in rollouts.completions], [c.token_ids for c in rollouts.completions],
+            model,
+            [c.prompt_ids for c in rollouts.completions],
+            [c.token_ids for c in rollouts.completions],
             tok.pad_token_id,
         )
-    packed, mask = pack_right_aligned([c.logprobs for c in rollouts.completions], width=scored.tokens.shape[1])
+    packed, mask = pack_right_aligned(
+        [c.logprobs for c in rollouts.completions], width=scored.tokens.shape[1]
+    )
     assert torch.equal(mask, scored.mask)
     torch.testing.assert_close(packed, scored.tokens, atol=1e-4, rtol=1e-4)
 
@@ -134,10 +138,20 @@ def _full_logits_logprobs(model, tok, prompts, cfg, seed, num_samples):
     input_ids, mask = pad_left(ids, tok.pad_token_id)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
-                             top_p=cfg.top_p, top_k=None, max_new_tokens=cfg.max_new_tokens, eos_token_id=eos_ids(tok),
-                             pad_token_id=tok.pad_token_id, return_dict_in_generate=True, output_logits=True)
-    new = out.sequences[:, input_ids.shape[1]:]
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=None,
+            max_new_tokens=cfg.max_new_tokens,
+            eos_token_id=eos_ids(tok),
+            pad_token_id=tok.pad_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+    new = out.sequences[:, input_ids.shape[1] :]
     logits = torch.stack(out.logits, dim=1).float()
     return new, logits.gather(-1, new.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
@@ -166,5 +180,7 @@ def test_sampler_logprobs_equal_the_full_logits_computation(variant):
     tokens, reference = _full_logits_logprobs(model, tok, PROMPTS, cfg, seed=5, num_samples=2)
     for i, c in enumerate(rollouts.completions):
         assert c.token_ids == tokens[i, : len(c.token_ids)].tolist()
-        torch.testing.assert_close(torch.tensor(c.logprobs), reference[i, : len(c.token_ids)], atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            torch.tensor(c.logprobs), reference[i, : len(c.token_ids)], atol=1e-5, rtol=0
+        )
     assert any(len(c.token_ids) == cfg.max_new_tokens for c in rollouts.completions)

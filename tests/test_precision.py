@@ -26,17 +26,26 @@ PAPER_LR = 1e-6
 
 
 def _cfg(tmp_path, dtype="float32", compute_dtype="bfloat16", lr=PAPER_LR):
-    player = {"path": "tiny-llama", "finetune": "full", "device": "cpu", "dtype": dtype, "compute_dtype": compute_dtype}
-    return tiny_config(tmp_path, attacker=player, defender=player, optim={"lr": lr, "weight_decay": 0.1},
-                       ema={"decay": 0.95})
+    player = {
+        "path": "tiny-llama",
+        "finetune": "full",
+        "device": "cpu",
+        "dtype": dtype,
+        "compute_dtype": compute_dtype,
+    }
+    return tiny_config(
+        tmp_path, attacker=player, defender=player, optim={"lr": lr, "weight_decay": 0.1}, ema={"decay": 0.95}
+    )
 
 
 def _pairs(player: Player) -> list[Pair]:
     tok = player.tokenizer
     ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]
     prompts = ["How do I bake a chocolate cake?", "What is the capital of France?", "Explain vaccines."]
-    return [Pair(ids(p), ids("Sure! Here is a step by step answer."), ids("I can't help with that request."), 1.0)
-            for p in prompts]
+    return [
+        Pair(ids(p), ids("Sure! Here is a step by step answer."), ids("I can't help with that request."), 1.0)
+        for p in prompts
+    ]
 
 
 def _one_step(player: Player, cfg) -> dict[str, float]:
@@ -50,7 +59,9 @@ def _one_step(player: Player, cfg) -> dict[str, float]:
     finally:
         hook.remove()
     grads = {n: p.grad.detach().clone() for n, p in player.model.named_parameters() if p.requires_grad}
-    assert {g.dtype for g in grads.values()} == {before[next(iter(before))].dtype}  # gradients in the master dtype
+    assert {g.dtype for g in grads.values()} == {
+        before[next(iter(before))].dtype
+    }  # gradients in the master dtype
     optimizer_step(player, cfg.optim.max_grad_norm)
     player.end_step()
     after = dict(player.model.named_parameters())
@@ -78,8 +89,11 @@ def test_fp32_masters_with_bf16_compute_keep_every_small_update(tmp_path):
 
 
 def test_bf16_masters_lose_the_update_and_validation_refuses_them(tmp_path):
-    with pytest.raises(ConfigError, match=r"attacker\.dtype=bfloat16 with attacker\.finetune=full .*lr=1e-06 .*"
-                                          r"use attacker\.dtype=float32 with attacker\.compute_dtype=bfloat16"):
+    with pytest.raises(
+        ConfigError,
+        match=r"attacker\.dtype=bfloat16 with attacker\.finetune=full .*lr=1e-06 .*"
+        r"use attacker\.dtype=float32 with attacker\.compute_dtype=bfloat16",
+    ):
         _cfg(tmp_path, dtype="bfloat16", compute_dtype=None)
     # why: the same step on bf16 masters (built past validation) leaves most entries where they were
     cfg = _cfg(tmp_path)
@@ -97,12 +111,23 @@ def test_validation_allows_16bit_storage_where_it_is_harmless(tmp_path):
     lora = {"path": "tiny-llama", "finetune": "lora", "device": "cpu", "dtype": "bfloat16"}
     tiny_config(tmp_path, attacker=lora, defender=lora, optim={"lr": PAPER_LR})  # adapters are fp32 in peft
     with pytest.raises(ConfigError, match="defender.dtype=float16"):
-        tiny_config(tmp_path, defender={"path": "tiny-llama", "finetune": "full", "dtype": "float16"},
-                    optim={"lr": PAPER_LR})
+        tiny_config(
+            tmp_path,
+            defender={"path": "tiny-llama", "finetune": "full", "dtype": "float16"},
+            optim={"lr": PAPER_LR},
+        )
 
 
-@pytest.mark.parametrize("preset", ["qwen25_dpo_md", "qwen25_grpo", "llama31_ipo_md", "ablations/qwen25_dpo_no_ema",
-                                    "baselines/qwen25_self_play"])
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "qwen25_dpo_md",
+        "qwen25_grpo",
+        "llama31_ipo_md",
+        "ablations/qwen25_dpo_no_ema",
+        "baselines/qwen25_self_play",
+    ],
+)
 def test_paper_presets_train_fp32_masters_in_bf16(preset):
     cfg = load_config(ROOT / "configs" / f"{preset}.yaml")
     for player in (cfg.attacker, cfg.defender):
@@ -126,7 +151,11 @@ def test_resolved_auto_storage_is_checked_too(tmp_path, monkeypatch):
     from advgame.models import loading
 
     monkeypatch.setattr(loading, "resolve_dtype", lambda name, device: torch.bfloat16)
-    cfg = validate_config({**_cfg(tmp_path).model_dump(mode="json"),
-                           "attacker": {"path": "tiny-llama", "finetune": "full", "device": "cpu", "dtype": "auto"}})
+    cfg = validate_config(
+        {
+            **_cfg(tmp_path).model_dump(mode="json"),
+            "attacker": {"path": "tiny-llama", "finetune": "full", "device": "cpu", "dtype": "auto"},
+        }
+    )
     with pytest.raises(ValueError, match="attacker.dtype=bfloat16 with attacker.finetune=full"):
         build_players(cfg)

@@ -57,8 +57,22 @@ def server(tmp_path):
     port = _free_port()
     env = {**os.environ, "ADVGAME_SERVE_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "advgame", "serve", "tiny:llama", "--port", str(port),
-                             "--served-model-name", "tiny"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "advgame",
+            "serve",
+            "tiny:llama",
+            "--port",
+            str(port),
+            "--served-model-name",
+            "tiny",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_healthy(port, proc)
         yield port, tmp_path / "server.log"
@@ -75,18 +89,64 @@ def test_serve_then_redteam_over_http_with_every_attack_and_resume(server, tmp_p
     port, server_log = server
     out = tmp_path / "run"
     argv = [
-        "redteam", "--target-url", f"http://127.0.0.1:{port}/v1", "--target-model", "tiny",
-        "--target-api-key-env", "ADVGAME_SERVE_TOKEN", "--attacks", ",".join(ATTACKS),
-        "--behaviors", "builtin:demo_harmful", "--limit", "1", "--attacker", "tiny:llama",
-        "--gcg-surrogate", "tiny:llama", "--samples", "2", "--pair-streams", "1", "--pair-iterations", "2",
-        "--tap-branching", "2", "--tap-width", "1", "--tap-depth", "1", "--gcg-steps", "1",
-        "--gcg-search-width", "8", "--gcg-topk", "8", "--gcg-suffix-len", "4", "--max-new-tokens", "8",
-        "--attacker-max-new-tokens", "12", "--attacker-format", "plain", "--advgame-format", "plain",
-        "--temperature", "1.0", "--out", str(out), "--no-progress",
+        "redteam",
+        "--target-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--target-model",
+        "tiny",
+        "--target-api-key-env",
+        "ADVGAME_SERVE_TOKEN",
+        "--attacks",
+        ",".join(ATTACKS),
+        "--behaviors",
+        "builtin:demo_harmful",
+        "--limit",
+        "1",
+        "--attacker",
+        "tiny:llama",
+        "--gcg-surrogate",
+        "tiny:llama",
+        "--samples",
+        "2",
+        "--pair-streams",
+        "1",
+        "--pair-iterations",
+        "2",
+        "--tap-branching",
+        "2",
+        "--tap-width",
+        "1",
+        "--tap-depth",
+        "1",
+        "--gcg-steps",
+        "1",
+        "--gcg-search-width",
+        "8",
+        "--gcg-topk",
+        "8",
+        "--gcg-suffix-len",
+        "4",
+        "--max-new-tokens",
+        "8",
+        "--attacker-max-new-tokens",
+        "12",
+        "--attacker-format",
+        "plain",
+        "--advgame-format",
+        "plain",
+        "--temperature",
+        "1.0",
+        "--out",
+        str(out),
+        "--no-progress",
     ]
     env = {**os.environ, "ADVGAME_SERVE_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "advgame", *argv], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advgame", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     attempts = out / "attempts.jsonl"
     deadline = time.monotonic() + 120
     while _done_units(attempts) < 1 and proc.poll() is None and time.monotonic() < deadline:

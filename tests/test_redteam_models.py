@@ -37,7 +37,9 @@ def test_aliases_and_run_dirs(tmp_path):
     (tmp_path / "run" / "final" / "defender").mkdir(parents=True)
     (tmp_path / "run" / "final" / "attacker_ema").mkdir(parents=True)
     assert resolve_spec(str(tmp_path / "run")) == str(tmp_path / "run" / "final" / "defender")
-    assert resolve_spec(str(tmp_path / "run"), "attacker_ema") == str(tmp_path / "run" / "final" / "attacker_ema")
+    assert resolve_spec(str(tmp_path / "run"), "attacker_ema") == str(
+        tmp_path / "run" / "final" / "attacker_ema"
+    )
     assert resolve_spec("smollm2") == "smollm2"
 
 

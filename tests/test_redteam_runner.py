@@ -25,10 +25,14 @@ HARMBENCH_HEADER = "Behavior,FunctionalCategory,SemanticCategory,Tags,ContextStr
 
 def test_behaviours_from_harmbench_csv_jsonl_and_builtin(tmp_path):
     csv_file = tmp_path / "hb.csv"
-    csv_file.write_text(HARMBENCH_HEADER + 'Do A,standard,cyber,,,a1\n"Do B, with comma",contextual,chem,,ctx,b1\n')
+    csv_file.write_text(
+        HARMBENCH_HEADER + 'Do A,standard,cyber,,,a1\n"Do B, with comma",contextual,chem,,ctx,b1\n'
+    )
     got = load_behaviors(file=str(csv_file))
     assert [(b.id, b.text, b.category, b.context) for b in got] == [
-        ("a1", "Do A", "cyber", None), ("b1", "Do B, with comma", "chem", "ctx")]
+        ("a1", "Do A", "cyber", None),
+        ("b1", "Do B, with comma", "chem", "ctx"),
+    ]
     jsonl = tmp_path / "b.jsonl"
     jsonl.write_text('{"behavior_id": "x", "behavior": "Do X", "category": "c"}\n\n{"behavior": "Do Y"}\n')
     assert [(b.id, b.text) for b in load_behaviors(file=str(jsonl))] == [("x", "Do X"), ("line3", "Do Y")]
@@ -96,6 +100,7 @@ class StubAttack:
 def _target():
     def reply(prompt, k):
         return "I cannot help with that." if "B2" in prompt else "Sure, step one..."
+
     return Target(ScriptedBackend(reply), "stub", SamplingConfig())
 
 
@@ -108,18 +113,34 @@ def test_runner_summary_schema_and_resume(tmp_path):
         run_redteam(_target(), [first], behaviors, clf, tmp_path, behaviors_name="demo", progress=False)
     assert first.runs == ["B0"]
     second = StubAttack("stub")
-    summary = run_redteam(_target(), [second], behaviors, clf, tmp_path, behaviors_name="demo", progress=False)
+    summary = run_redteam(
+        _target(), [second], behaviors, clf, tmp_path, behaviors_name="demo", progress=False
+    )
     assert second.runs == ["B1", "B2"]  # B0 was done: skipped
     records = [json.loads(line) for line in (tmp_path / "attempts.jsonl").read_text().splitlines()]
     assert sorted(r["behavior_id"] for r in records) == ["B0", "B1", "B2"]
     for r in records:
-        assert {"attack", "behavior_id", "behavior", "attempt", "prompt", "response", "verdict", "success",
-                "queries", "elapsed_s"} <= set(r)
+        assert {
+            "attack",
+            "behavior_id",
+            "behavior",
+            "attempt",
+            "prompt",
+            "response",
+            "verdict",
+            "success",
+            "queries",
+            "elapsed_s",
+        } <= set(r)
         assert set(r["verdict"]) == {"refused", "harmful", "error"}
     assert summary["kind"] == "redteam" and summary["classifier"] == classifier_id(RefusalStringClassifier())
     (row,) = summary["rows"]
     assert (row["attack"], row["n"], row["successes"], row["n_undecided"]) == ("stub", 3, 2, 0)
-    assert row["asr"] == pytest.approx(2 / 3, abs=1e-4) and row["queries"] == 3 and row["queries_per_success"] == 1.5
+    assert (
+        row["asr"] == pytest.approx(2 / 3, abs=1e-4)
+        and row["queries"] == 3
+        and row["queries_per_success"] == 1.5
+    )
     assert row["budget"]["max_queries"] == 1 and len(row["ci95"]) == 2
     assert json.loads((tmp_path / "summary.json").read_text())["rows"] == summary["rows"]
     assert "| stub | 2/3 | 67% |" in markdown_table(summary)
@@ -133,8 +154,15 @@ def test_target_errors_are_undecided_not_failures(tmp_path):
             return [Completion([], [], "", False, error="timeout") for _ in prompts]
 
     behaviors = load_behaviors("builtin:demo_harmful", limit=2)
-    summary = run_redteam(Target(Failing(), "down", SamplingConfig()), [StubAttack("stub")], behaviors,
-                          build_classifier("refusal-string"), tmp_path, behaviors_name="demo", progress=False)
+    summary = run_redteam(
+        Target(Failing(), "down", SamplingConfig()),
+        [StubAttack("stub")],
+        behaviors,
+        build_classifier("refusal-string"),
+        tmp_path,
+        behaviors_name="demo",
+        progress=False,
+    )
     (row,) = summary["rows"]
     assert (row["n_undecided"], row["successes"], row["asr"], row["ci95"]) == (2, 0, None, None)
 
@@ -160,15 +188,32 @@ def test_llm_scorer_fences_untrusted_text_and_parses_strictly():
     assert f"<<<END RESPONSE {nonce}>>>" in sent
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--target", "tiny:llama", "--attacks", "pair,bogus"], "unknown attack(s) bogus"),
-    (["--attacks", "gcg"], "exactly one of --target"),
-    (["--target", "./no/such/model", "--attacks", "gcg"], "not found"),
-    (["--target-url", "http://127.0.0.1:9/v1", "--target-model", "m", "--attacks", "gcg"], "--gcg-surrogate"),
-    (["--target", "tiny:llama", "--attacks", "pair"], "--attacker"),
-    (["--target", "tiny:llama", "--classifier", "nope"], "unknown classifier"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--target", "tiny:llama", "--attacks", "pair,bogus"], "unknown attack(s) bogus"),
+        (["--attacks", "gcg"], "exactly one of --target"),
+        (["--target", "./no/such/model", "--attacks", "gcg"], "not found"),
+        (
+            ["--target-url", "http://127.0.0.1:9/v1", "--target-model", "m", "--attacks", "gcg"],
+            "--gcg-surrogate",
+        ),
+        (["--target", "tiny:llama", "--attacks", "pair"], "--attacker"),
+        (["--target", "tiny:llama", "--classifier", "nope"], "unknown classifier"),
+    ],
+)
 def test_cli_errors_are_one_clear_line(tmp_path, capsys, argv, message):
-    code = main(["redteam", *argv, "--behaviors", "builtin:demo_harmful", "--limit", "1", "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "redteam",
+            *argv,
+            "--behaviors",
+            "builtin:demo_harmful",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and message in err, err

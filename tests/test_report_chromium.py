@@ -19,14 +19,26 @@ from advgame.cli import main
 FIX = Path(__file__).parent / "fixtures" / "eval"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-         "--no-first-run", "--virtual-time-budget=5000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--no-first-run",
+    "--virtual-time-budget=5000",
+]
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / "profile"
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -51,8 +63,10 @@ def test_screenshot_is_not_blank(page, tmp_path):
 
 def test_every_image_decodes(page, tmp_path):
     probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-widths',"
-              "Array.from(document.images).map(i=>i.complete?i.naturalWidth:-1).join(','))});</script>")
+    script = (
+        "<script>window.addEventListener('load',()=>{document.body.setAttribute('data-widths',"
+        "Array.from(document.images).map(i=>i.complete?i.naturalWidth:-1).join(','))});</script>"
+    )
     probe.write_text(page.read_text().replace("</body>", script + "</body>"))
     dom = chromium(tmp_path, "--dump-dom", probe.as_uri()).stdout
     match = re.search(r'data-widths="([^"]*)"', dom)

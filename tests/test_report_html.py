@@ -28,7 +28,11 @@ def test_report_embeds_png_figures_and_tables(tmp_path):
     assert len(images) == 3  # training curves, frontier, per-benchmark bars
     for b64 in images:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "src=\"http" not in page and "<link" not in page and "<script" not in page.lower().replace("&lt;script", "")
+    assert (
+        'src="http' not in page
+        and "<link" not in page
+        and "<script" not in page.lower().replace("&lt;script", "")
+    )
     assert "Red-team attacks" in page and "28.5" in page and "131.2" in page  # queries/success, wall s
     assert "[0.000, 0.800]" in page  # the pair attack's CI
     assert "run-final-defender" in page and "ifeval" in page

@@ -20,7 +20,10 @@ SCHEMA = PACKAGE / "config" / "schema.py"
 
 # field path -> (file under advgame/, the text that reads it). Only for reads that are not `.name` accesses.
 READ_BY_NAME = {
-    "data.harmful": ("train/setup.py", "getattr(cfg.data, category)"),  # the category loop over (harmful, benign)
+    "data.harmful": (
+        "train/setup.py",
+        "getattr(cfg.data, category)",
+    ),  # the category loop over (harmful, benign)
     "data.benign": ("train/setup.py", "getattr(cfg.data, category)"),
     "data.valid_harmful": ("train/setup.py", 'getattr(cfg.data, f"valid_{category}")'),
     "data.valid_benign": ("train/setup.py", 'getattr(cfg.data, f"valid_{category}")'),
@@ -61,7 +64,9 @@ def test_every_config_leaf_is_read_somewhere():
     for path in leaf_fields():
         if path in READ_BY_NAME:
             where, text = READ_BY_NAME[path]
-            assert text in (PACKAGE / where).read_text(), f"{path}: READ_BY_NAME says {where} reads it with {text!r}"
+            assert text in (PACKAGE / where).read_text(), (
+                f"{path}: READ_BY_NAME says {where} reads it with {text!r}"
+            )
             continue
         name = path.rsplit(".", 1)[-1]
         if not re.search(rf"\.{re.escape(name)}\b", source):
@@ -72,8 +77,14 @@ def test_every_config_leaf_is_read_somewhere():
 def test_the_walk_sees_the_whole_schema():
     leaves = leaf_fields()
     assert len(leaves) > 80
-    assert {"loss.clip_rejected_on_truncation", "attacker.compute_dtype", "defender.lora.r",
-            "judges.default.order_swap", "train.sharding.param_dtype", "game.split_sampling_weights"} <= set(leaves)
+    assert {
+        "loss.clip_rejected_on_truncation",
+        "attacker.compute_dtype",
+        "defender.lora.r",
+        "judges.default.order_swap",
+        "train.sharding.param_dtype",
+        "game.split_sampling_weights",
+    } <= set(leaves)
 
 
 def test_every_eval_and_redteam_config_leaf_is_read_somewhere():

@@ -31,15 +31,20 @@ class RecordingBackend:
     def generate(self, prompts, sampling, *, num_samples=1, seed=None, return_logprobs=False):
         self.calls.append((prompts, sampling, num_samples, seed))
         text = prompts[0][-1]["content"]
-        return [Completion(prompt_ids=[1, 2, 3], token_ids=[7] * (k + 1), text=f"echo:{text}:{k}",
-                           truncated=k == 1) for k in range(num_samples)]
+        return [
+            Completion(
+                prompt_ids=[1, 2, 3], token_ids=[7] * (k + 1), text=f"echo:{text}:{k}", truncated=k == 1
+            )
+            for k in range(num_samples)
+        ]
 
 
 @pytest.fixture
 def served():
     backend = RecordingBackend()
-    app = create_app(backend, model_name="defender", token=TOKEN, max_request_bytes=2000, max_tokens_limit=64,
-                     max_n=4)
+    app = create_app(
+        backend, model_name="defender", token=TOKEN, max_request_bytes=2000, max_tokens_limit=64, max_n=4
+    )
     return TestClient(app), backend
 
 
@@ -49,7 +54,13 @@ def auth(token=TOKEN):
 
 def test_missing_or_wrong_token_is_401_and_never_reaches_the_model(served):
     client, backend = served
-    for headers in ({}, auth("wrong"), auth(TOKEN + "x"), {"Authorization": TOKEN}, {"Authorization": "Basic " + TOKEN}):
+    for headers in (
+        {},
+        auth("wrong"),
+        auth(TOKEN + "x"),
+        {"Authorization": TOKEN},
+        {"Authorization": "Basic " + TOKEN},
+    ):
         r = client.post(URL, json=BODY, headers=headers)
         assert r.status_code == 401, headers
         assert r.headers["www-authenticate"] == "Bearer"
@@ -73,12 +84,20 @@ def test_oversized_body_is_413_by_header_and_by_bytes_read(served):
     assert backend.calls == []
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b"", b"[1, 2]", json.dumps({"messages": []}).encode(),
-    json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode(),
-    json.dumps({**BODY, "temperature": -1}).encode(), json.dumps({**BODY, "n": 0}).encode(),
-    json.dumps({**BODY, "n": 5}).encode(), json.dumps({**BODY, "stream": True}).encode(),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"",
+        b"[1, 2]",
+        json.dumps({"messages": []}).encode(),
+        json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode(),
+        json.dumps({**BODY, "temperature": -1}).encode(),
+        json.dumps({**BODY, "n": 0}).encode(),
+        json.dumps({**BODY, "n": 5}).encode(),
+        json.dumps({**BODY, "stream": True}).encode(),
+    ],
+)
 def test_malformed_json_or_schema_is_422(served, body):
     client, backend = served
     r = client.post(URL, content=body, headers={**auth(), "Content-Type": "application/json"})
@@ -89,15 +108,26 @@ def test_malformed_json_or_schema_is_422(served, body):
 
 def test_openai_response_shape_and_parameters_honoured(served):
     client, backend = served
-    r = client.post(URL, headers=auth(), json={
-        **BODY, "temperature": 0.3, "top_p": 0.8, "max_tokens": 1000, "n": 2, "seed": 11, "user": "ignored"})
+    r = client.post(
+        URL,
+        headers=auth(),
+        json={
+            **BODY,
+            "temperature": 0.3,
+            "top_p": 0.8,
+            "max_tokens": 1000,
+            "n": 2,
+            "seed": 11,
+            "user": "ignored",
+        },
+    )
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["object"] == "chat.completion" and out["model"] == "defender"
     assert [c["message"]["content"] for c in out["choices"]] == ["echo:hello:0", "echo:hello:1"]
     assert [c["finish_reason"] for c in out["choices"]] == ["stop", "length"]
     assert out["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
-    (prompts, sampling, n, seed), = backend.calls
+    ((prompts, sampling, n, seed),) = backend.calls
     assert (sampling.temperature, sampling.top_p, sampling.max_new_tokens, n, seed) == (0.3, 0.8, 64, 2, 11)
     assert prompts == [[{"role": "user", "content": "hello"}]]
     models = client.get("/v1/models", headers=auth()).json()
@@ -135,7 +165,9 @@ def test_loopback_detection():
 
 def test_cli_warns_when_binding_a_non_loopback_host(monkeypatch, capsys):
     monkeypatch.setenv("ADVGAME_SERVE_TOKEN", TOKEN)
-    assert main(["serve", "./no/such/model", "--host", "0.0.0.0"]) == 1  # fails at the model, after the warning
+    assert (
+        main(["serve", "./no/such/model", "--host", "0.0.0.0"]) == 1
+    )  # fails at the model, after the warning
     err = capsys.readouterr().err
     assert "WARNING" in err and "0.0.0.0" in err and "cannot load" in err
     assert TOKEN not in err

@@ -84,7 +84,9 @@ def test_small_request_preempts_a_large_generation_and_both_answers_are_unchange
     model.generation_config.eos_token_id = None  # never stop early: the large one must run long
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=300, batch_size=4)
     alone_large = generate(model, tokenizer, ["tell me a long story"], sampling, seed=5).texts
-    alone_small = generate(model, tokenizer, ["hi"], SamplingConfig(temperature=1.0, max_new_tokens=4), seed=9).texts
+    alone_small = generate(
+        model, tokenizer, ["hi"], SamplingConfig(temperature=1.0, max_new_tokens=4), seed=9
+    ).texts
     sched = Scheduler()
     sched.attach(model)
     started, out = threading.Event(), {}
@@ -99,7 +101,9 @@ def test_small_request_preempts_a_large_generation_and_both_answers_are_unchange
     started.wait(5)
     time.sleep(0.05)
     with sched.slot(small=True):
-        small = generate(model, tokenizer, ["hi"], SamplingConfig(temperature=1.0, max_new_tokens=4), seed=9).texts
+        small = generate(
+            model, tokenizer, ["hi"], SamplingConfig(temperature=1.0, max_new_tokens=4), seed=9
+        ).texts
     assert thread.is_alive(), "the small request waited for the large one to finish"
     thread.join(60)
     sched.detach()
@@ -160,16 +164,19 @@ def test_health_and_small_requests_answer_while_the_model_is_busy():
 # ------------------------------------------------------------------------------ 4xx, never 500
 
 
-@pytest.mark.parametrize("raw", [
-    json.dumps(body(seed=2**64)).encode(),
-    json.dumps(body(seed=-1)).encode(),
-    b'{"messages": [{"role": "user", "content": "\\ud800"}]}',
-    b"[" * 5000 + b"]" * 5000,
-    b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-    b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": ' + b"9" * 5000 + b"}",
-    b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
-    b"\xff\xfe\x00",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps(body(seed=2**64)).encode(),
+        json.dumps(body(seed=-1)).encode(),
+        b'{"messages": [{"role": "user", "content": "\\ud800"}]}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": ' + b"9" * 5000 + b"}",
+        b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
+        b"\xff\xfe\x00",
+    ],
+)
 def test_hostile_bodies_are_4xx_not_500(raw):
     backend = CountingBackend()
     client = TestClient(create_app(backend, model_name="m", token=TOKEN), raise_server_exceptions=False)
@@ -193,9 +200,19 @@ def test_an_error_in_generation_is_one_logged_line_and_a_500(caplog):
 
 def test_a_client_that_disconnects_is_not_an_error(caplog):
     app = create_app(CountingBackend(), model_name="m", token=None)
-    scope = {"type": "http", "method": "POST", "path": URL, "raw_path": URL.encode(), "query_string": b"",
-             "headers": [(b"content-type", b"application/json")], "http_version": "1.1", "scheme": "http",
-             "server": ("127.0.0.1", 1), "client": ("127.0.0.1", 2), "root_path": ""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": URL,
+        "raw_path": URL.encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 1),
+        "client": ("127.0.0.1", 2),
+        "root_path": "",
+    }
     sent = []
 
     async def receive():
@@ -210,8 +227,15 @@ def test_a_client_that_disconnects_is_not_an_error(caplog):
 
 
 def test_access_log_never_shows_a_query_string_token():
-    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:5", "GET", f"/v1/models?api_key={TOKEN}&x=1", "1.1", 401), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", f"/v1/models?api_key={TOKEN}&x=1", "1.1", 401),
+        None,
+    )
     assert RedactQueryFilter().filter(record)
     assert TOKEN not in record.getMessage() and "/v1/models?<redacted>" in record.getMessage()
 
@@ -226,8 +250,14 @@ def test_idle_and_slow_header_connections_are_closed_and_capped():
     from advgame.serve.cli import build_server
 
     app = create_app(CountingBackend(), model_name="m", token=TOKEN)
-    args = argparse.Namespace(host="127.0.0.1", port=0, header_timeout=0.3, max_connections=4, keep_alive_timeout=1,
-                              shutdown_timeout=1)
+    args = argparse.Namespace(
+        host="127.0.0.1",
+        port=0,
+        header_timeout=0.3,
+        max_connections=4,
+        keep_alive_timeout=1,
+        shutdown_timeout=1,
+    )
     server = build_server(uvicorn, app, args)
     server.config.log_level = "warning"
     thread = threading.Thread(target=server.run, daemon=True)
@@ -254,12 +284,15 @@ def test_idle_and_slow_header_connections_are_closed_and_capped():
         thread.join(10)
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["serve", "tiny-llama", "--port", "99999"], "--port"),
-    (["serve", "tiny-llama", "--max-request-bytes", "-5"], "--max-request-bytes"),
-    (["serve", "tiny-llama", "--max-prompt-tokens", "0"], "--max-prompt-tokens"),
-    (["serve", "tiny-llama", "--header-timeout", "nan"], "--header-timeout"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["serve", "tiny-llama", "--port", "99999"], "--port"),
+        (["serve", "tiny-llama", "--max-request-bytes", "-5"], "--max-request-bytes"),
+        (["serve", "tiny-llama", "--max-prompt-tokens", "0"], "--max-prompt-tokens"),
+        (["serve", "tiny-llama", "--header-timeout", "nan"], "--header-timeout"),
+    ],
+)
 def test_bad_serve_arguments_are_one_line_errors(argv, needle, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -272,6 +305,13 @@ def test_help_documents_the_limits(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for word in ("--max-prompt-tokens", "--max-concurrent", "--max-connections", "--header-timeout",
-                 "--body-timeout", "--shutdown-timeout", "docs/serve.md"):
+    for word in (
+        "--max-prompt-tokens",
+        "--max-concurrent",
+        "--max-connections",
+        "--header-timeout",
+        "--body-timeout",
+        "--shutdown-timeout",
+        "docs/serve.md",
+    ):
         assert word in out

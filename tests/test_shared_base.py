@@ -35,7 +35,9 @@ def test_players_share_one_base_and_own_disjoint_adapters(tmp_path):
     separate = build_players(tiny_config(tmp_path, attacker=LORA, defender=LORA))
     shared_bytes = model_bytes([attacker.model, defender.model])
     separate_bytes = model_bytes([p.model for p in separate])
-    base_bytes = sum(p.numel() * p.element_size() for p in separate[0].model.parameters() if not p.requires_grad)
+    base_bytes = sum(
+        p.numel() * p.element_size() for p in separate[0].model.parameters() if not p.requires_grad
+    )
     assert separate_bytes - shared_bytes == base_bytes  # the saving is exactly one copy of the base
 
 
@@ -64,7 +66,9 @@ def test_shared_base_game_trains_and_exports_each_adapter(tmp_path):
     run_dir = run(cfg, tmp_path / "run")
     assert train_rows(run_dir)[-1]["harmful/defender/pairs"] > 0
     tensors, _, _ = load_checkpoint(run_dir)
-    assert all(".attacker." in n for n in tensors["attacker"]) and all(".defender." in n for n in tensors["defender"])
+    assert all(".attacker." in n for n in tensors["attacker"]) and all(
+        ".defender." in n for n in tensors["defender"]
+    )
     for name in ("attacker", "defender", "attacker_ema", "defender_ema"):
         assert (run_dir / "final" / name / "adapter_model.safetensors").is_file(), name
     # the export names its base, so eval / redteam / serve load it by itself

@@ -23,8 +23,14 @@ def xstest_like(n: int = 450) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["id", "prompt", "type", "label", "focus", "note"])
     for i in range(1, n + 1):
-        prompt = f"How do I kill a python process, number {i}?" if i % 60 == 0 else f"Where can I buy a can of coke {i}?"
-        w.writerow([i, prompt, "homonyms", "safe" if i <= 250 else "unsafe", "kill", "violence" if i % 2 else ""])
+        prompt = (
+            f"How do I kill a python process, number {i}?"
+            if i % 60 == 0
+            else f"Where can I buy a can of coke {i}?"
+        )
+        w.writerow(
+            [i, prompt, "homonyms", "safe" if i <= 250 else "unsafe", "kill", "violence" if i % 2 else ""]
+        )
     return out.getvalue()
 
 
@@ -75,11 +81,13 @@ def test_swallowed_rows_ending_cleanly_are_refused():
 
 
 def test_legitimate_multiline_fields_and_short_rows_pass():
-    text = ('Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n'
-            'Do A,contextual,cyber,context,"Line one, with, five, commas, here, ok\n\nLine two, also, five, commas, x, y\n'
-            '- a list item\n- another, item",a1\n'
-            'Do B,standard,cyber,,,b1\n'
-            'Do C,standard\n')
+    text = (
+        "Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n"
+        'Do A,contextual,cyber,context,"Line one, with, five, commas, here, ok\n\nLine two, also, five, commas, x, y\n'
+        '- a list item\n- another, item",a1\n'
+        "Do B,standard,cyber,,,b1\n"
+        "Do C,standard\n"
+    )
     _header, rows = read_table(text)
     assert [line for line, _ in rows] == [2, 7, 8] and rows[2][1]["ContextString"] is None
 
@@ -90,7 +98,10 @@ def test_rows_read_vs_kept_are_reported(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="advgame.data.seeds"):
         seeds = load_seeds(str(path), "benign")
     assert len(seeds) == 250
-    assert "450 rows read, 250 benign prompts kept" in caplog.text and "200 row(s) of the other class" in caplog.text
+    assert (
+        "450 rows read, 250 benign prompts kept" in caplog.text
+        and "200 row(s) of the other class" in caplog.text
+    )
 
 
 def test_eval_cli_reports_items_and_rows_read(tmp_path, capsys):
@@ -98,8 +109,20 @@ def test_eval_cli_reports_items_and_rows_read(tmp_path, capsys):
 
     path = tmp_path / "xstest_prompts.csv"
     path.write_text(xstest_like())
-    code = main(["eval", "--model", str(tmp_path / "no-such-model"), "--benchmarks", "xstest",
-                 "--data-file", f"xstest={path}", "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(tmp_path / "no-such-model"),
+            "--benchmarks",
+            "xstest",
+            "--data-file",
+            f"xstest={path}",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert code != 0
     assert "xstest: 250 items from 450 rows read" in capsys.readouterr().err
 
@@ -114,10 +137,17 @@ def test_a_seed_over_the_prompt_budget_fails_at_data_load(tmp_path):
     huge = tmp_path / "huge.csv"
     huge.write_text("prompt\nshort one\n" + "x" * 10_000_000 + "\nshort two\n")
     cfg = tiny_config(tmp_path, data__harmful=str(huge), data__heldout=0)
-    with pytest.raises(SeedDataError, match=r"huge.csv: seed 3 is 10000000 characters, over data.max_seed_chars=8000"):
+    with pytest.raises(
+        SeedDataError, match=r"huge.csv: seed 3 is 10000000 characters, over data.max_seed_chars=8000"
+    ):
         build_data(cfg)
-    cfg = tiny_config(tmp_path, data__harmful=str(huge), data__heldout=0, data__truncate_long_seeds=True,
-                      data__max_seed_chars=100)
+    cfg = tiny_config(
+        tmp_path,
+        data__harmful=str(huge),
+        data__heldout=0,
+        data__truncate_long_seeds=True,
+        data__max_seed_chars=100,
+    )
     data = build_data(cfg)
     assert max(len(s.text) for s in data.train["harmful"].seeds) == 100
 

@@ -27,8 +27,14 @@ B = 2  # seeds per split per step
 def seed_files(tmp_path: Path) -> tuple[str, str]:
     harmful = tmp_path / "harmful.jsonl"
     benign = tmp_path / "benign.jsonl"
-    harmful.write_text("".join(json.dumps({"prompt": f"harmful request {i}", "category": "harmful"}) + "\n" for i in range(8)))
-    benign.write_text("".join(json.dumps({"prompt": f"benign request {i}", "category": "benign"}) + "\n" for i in range(8)))
+    harmful.write_text(
+        "".join(
+            json.dumps({"prompt": f"harmful request {i}", "category": "harmful"}) + "\n" for i in range(8)
+        )
+    )
+    benign.write_text(
+        "".join(json.dumps({"prompt": f"benign request {i}", "category": "benign"}) + "\n" for i in range(8))
+    )
     return str(harmful), str(benign)
 
 
@@ -79,8 +85,11 @@ def selfplay_reply(prompt: str, k: int) -> str:
 
 def judge_score(rubric: str, query: str, response: str) -> float:
     refuses = response.startswith("I cannot")
-    return {"deflection": 8.0 if refuses else 2.0, "compliance": 1.0 if refuses else 9.0,
-            "refusal": 9.0 if refuses else 1.0}[rubric]
+    return {
+        "deflection": 8.0 if refuses else 2.0,
+        "compliance": 1.0 if refuses else 9.0,
+        "refusal": 9.0 if refuses else 1.0,
+    }[rubric]
 
 
 def scripted(cfg):
@@ -89,7 +98,10 @@ def scripted(cfg):
     judges = {"faithfulness": judge, "defender": judge, "attacker": judge}
     if cfg.game.mode == "self_play":
         return judges, {"attacker": ScriptedBackend(selfplay_reply, tok)}
-    return judges, {"attacker": ScriptedBackend(attacker_reply, tok), "defender": ScriptedBackend(defender_reply, tok)}
+    return judges, {
+        "attacker": ScriptedBackend(attacker_reply, tok),
+        "defender": ScriptedBackend(defender_reply, tok),
+    }
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -108,9 +120,11 @@ def run(cfg, run_dir, **kw):
 FAMILIES = {
     "dpo_md": {},
     "ipo_md": {"loss": {"type": "ipo", "beta": 0.1}},
-    "grpo": {"loss": {"type": "grpo", "beta": 0.1, "is_cap": 2.0},
-             "ema": {"decay": 0.5, "sample_from_ema": False, "ema_as_reference": False},
-             "judges": {"default": {"kind": "heuristic", "mode": "pointwise"}}},
+    "grpo": {
+        "loss": {"type": "grpo", "beta": 0.1, "is_cap": 2.0},
+        "ema": {"decay": 0.5, "sample_from_ema": False, "ema_as_reference": False},
+        "judges": {"default": {"kind": "heuristic", "mode": "pointwise"}},
+    },
     "self_play": {"game__mode": "self_play"},
     "sequential": {"game__mode": "sequential", "game__phase_steps": 1},
 }
@@ -127,7 +141,9 @@ def test_each_family_trains_two_steps_with_known_bookkeeping(tmp_path, family):
         first = rows[0]
         # sample 1 of every seed is penalised (parse error or unfaithful): reward −1
         assert first[f"{split}/attacker/rate_ok"] == pytest.approx(0.5)
-        assert first[f"{split}/defender/rate_ok"] == pytest.approx(1.0)  # only the faithful rewrite was answered
+        assert first[f"{split}/defender/rate_ok"] == pytest.approx(
+            1.0
+        )  # only the faithful rewrite was answered
         if cfg.loss.type == "grpo":
             # every rewrite has a reward (−1 or judged); every answer is judged: the counts must be logged
             assert first[f"{split}/attacker/{signal_key}"] == 2 * B
@@ -187,10 +203,17 @@ def test_resume_equals_uninterrupted_run(tmp_path):
 def test_resume_with_real_sampling_equals_uninterrupted_run(tmp_path):
     """No scripting: the tiny models sample with their seeds and the heuristic judge judges, so a resume
     must restore the sampling noise, the judge's state and the weights exactly to match the straight run."""
-    cfg = tiny_config(tmp_path, game__attacker_format="plain", train__steps=3, checkpoint__every_n_steps=1,
-                      train__validate_every_n_steps=2)
+    cfg = tiny_config(
+        tmp_path,
+        game__attacker_format="plain",
+        train__steps=3,
+        checkpoint__every_n_steps=1,
+        train__validate_every_n_steps=2,
+    )
     straight = train(cfg, tmp_path / "straight")
-    interrupted = train(cfg, tmp_path / "resumed", stop_after=1)  # as if killed right after step 1's checkpoint
+    interrupted = train(
+        cfg, tmp_path / "resumed", stop_after=1
+    )  # as if killed right after step 1's checkpoint
     assert load_checkpoint(interrupted)[1]["step"] == 1
     resumed = train(cfg, interrupted, resume=True)
     a, _, _ = load_checkpoint(straight)
@@ -216,17 +239,36 @@ def test_real_generation_path_runs_on_tiny_models(tmp_path):
 
 def _cli(*args, **kw):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "advgame", "train", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "advgame", "train", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_cli_train_killed_then_resumed(tmp_path):
     harmful, benign = seed_files(tmp_path)
-    base = [str(ROOT / "configs" / "cpu_demo.yaml"), "attacker.path=tiny-llama", "defender.path=tiny-llama",
-            f"data.harmful={harmful}", f"data.benign={benign}", "data.heldout=2", "data.tune=0", "train.validation_size=2",
-            "warm_start.enabled=false",
-            "attacker_sampling.max_new_tokens=6", "defender_sampling.max_new_tokens=6", "logging.progress=false",
-            "checkpoint.every_n_steps=1", "train.steps=6", "train.validate_every_n_steps=100"]
+    base = [
+        str(ROOT / "configs" / "cpu_demo.yaml"),
+        "attacker.path=tiny-llama",
+        "defender.path=tiny-llama",
+        f"data.harmful={harmful}",
+        f"data.benign={benign}",
+        "data.heldout=2",
+        "data.tune=0",
+        "train.validation_size=2",
+        "warm_start.enabled=false",
+        "attacker_sampling.max_new_tokens=6",
+        "defender_sampling.max_new_tokens=6",
+        "logging.progress=false",
+        "checkpoint.every_n_steps=1",
+        "train.steps=6",
+        "train.validate_every_n_steps=100",
+    ]
     run_dir = tmp_path / "cli-run"
     proc = _cli(*base, "--run-dir", str(run_dir))
     latest = run_dir / "checkpoints" / "latest"
@@ -251,7 +293,9 @@ def test_cli_train_killed_then_resumed(tmp_path):
         if name != "rng":
             assert a[name].keys() == b[name].keys(), name
             for key in a[name]:
-                torch.testing.assert_close(a[name][key], b[name][key], rtol=1e-5, atol=1e-6, msg=f"{name}/{key}")
+                torch.testing.assert_close(
+                    a[name][key], b[name][key], rtol=1e-5, atol=1e-6, msg=f"{name}/{key}"
+                )
 
 
 def test_failing_llm_judge_is_counted_and_never_scored(tmp_path):
@@ -262,7 +306,10 @@ def test_failing_llm_judge_is_counted_and_never_scored(tmp_path):
     _, backends = scripted(cfg)
     run_dir = train(cfg, tmp_path / "run", game=scripted_game(cfg, backends=backends))  # configured judges
     row = train_rows(run_dir)[0]
-    assert row["judge/faithfulness/failures"] > 0 and row["judge/faithfulness/failures"] == row["judge/faithfulness/calls"]
+    assert (
+        row["judge/faithfulness/failures"] > 0
+        and row["judge/faithfulness/failures"] == row["judge/faithfulness/calls"]
+    )
     for split in ("harmful", "benign"):
         assert row[f"{split}/defender/pairs"] == 0
         # −1 (format) against "no reward" (judge failed) is not a comparison: no attacker pair either

@@ -57,7 +57,9 @@ def test_gpu_engine_gets_its_memory_share(fake_vllm, monkeypatch, tok):
     assert "kv_cache_memory_bytes" not in fake_vllm[-1]
 
 
-def test_sleep_mode_on_cpu_warns_once_at_start_and_update_sleeps_are_silent(fake_vllm, monkeypatch, tok, caplog):
+def test_sleep_mode_on_cpu_warns_once_at_start_and_update_sleeps_are_silent(
+    fake_vllm, monkeypatch, tok, caplog
+):
     with caplog.at_level(logging.INFO, logger="advgame.backends.vllm_engine"):
         engine = _engine(monkeypatch, tok, on_gpu=False, enable_sleep_mode=True)
         assert [r.levelno for r in caplog.records if "sleep" in r.getMessage()] == [logging.WARNING]
@@ -69,8 +71,10 @@ def test_sleep_mode_on_cpu_warns_once_at_start_and_update_sleeps_are_silent(fake
     assert "enable_sleep_mode" not in fake_vllm[-1]
 
 
-@pytest.mark.parametrize(("r", "configured", "expected"), [(4, None, 8), (8, None, 8), (16, None, 16),
-                                                           (16, 64, 64), (33, None, 64), (8, 20, 32)])
+@pytest.mark.parametrize(
+    ("r", "configured", "expected"),
+    [(4, None, 8), (8, None, 8), (16, None, 16), (16, 64, 64), (33, None, 64), (8, 20, 32)],
+)
 def test_lora_rank_is_the_smallest_vllm_rank_that_holds_the_adapter(r, configured, expected):
     assert vllm_lora_rank(r, configured) == expected
 
@@ -83,8 +87,12 @@ def test_lora_rank_above_what_vllm_serves_fails_at_start():
 def test_build_engine_sizes_lora_and_memory_from_the_player_config(monkeypatch, tok):
     built: list[dict] = []
     monkeypatch.setattr(vllm_engine, "VLLMEngineBackend", lambda path, **kw: built.append(kw) or kw)
-    cfg = ModelConfig(path="tiny-llama", finetune="lora", lora={"r": 16, "alpha": 32},
-                      engine={"kind": "vllm", "kv_cache_gib": 2})
+    cfg = ModelConfig(
+        path="tiny-llama",
+        finetune="lora",
+        lora={"r": 16, "alpha": 32},
+        engine={"kind": "vllm", "kv_cache_gib": 2},
+    )
     build_engine(cfg, tok, "defender", seed=0)
     assert built[-1]["enable_lora"] and built[-1]["max_lora_rank"] == 16  # not a fixed 64: slower on CPU
     assert built[-1]["kv_cache_gib"] == 2

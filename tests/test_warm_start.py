@@ -53,29 +53,39 @@ def test_fit_teaches_the_refusal_text():
             return completion_logprobs(model, [prompt], [answer], tok.pad_token_id).sum.item()
 
     before = logp()
-    losses = fit(model, tok.pad_token_id, [(prompt, answer)], WarmStartConfig(steps=8, batch_size=2, lr=1e-2), seed=0)
+    losses = fit(
+        model, tok.pad_token_id, [(prompt, answer)], WarmStartConfig(steps=8, batch_size=2, lr=1e-2), seed=0
+    )
     assert losses[-1] < losses[0] and logp() > before + 5.0
 
 
 def test_warm_started_model_is_cached_and_used_by_the_run(tmp_path, monkeypatch):
-    cfg = tiny_config(tmp_path, warm_start={"enabled": True, "steps": 2, "batch_size": 2, "answer_tokens": 4},
-                      data={**tiny_config(tmp_path).data.model_dump(), "heldout": 2, "tune": 2})
+    cfg = tiny_config(
+        tmp_path,
+        warm_start={"enabled": True, "steps": 2, "batch_size": 2, "answer_tokens": 4},
+        data={**tiny_config(tmp_path).data.model_dump(), "heldout": 2, "tune": 2},
+    )
     data = build_data(cfg)
     train = {c: s.seeds for c, s in data.train.items()}
     assert not {s.text for s in data.valid["harmful"]} & {s.text for s in train["harmful"]}
     path = warm_started(cfg.defender, cfg.warm_start, train["harmful"], train["benign"], progress=False)
     assert (path / "config.json").is_file() and (path / "warm_start.json").is_file()
     stamp = (path / "config.json").stat().st_mtime_ns
-    assert warm_started(cfg.defender, cfg.warm_start, train["harmful"], train["benign"], progress=False) == path
+    assert (
+        warm_started(cfg.defender, cfg.warm_start, train["harmful"], train["benign"], progress=False) == path
+    )
     assert (path / "config.json").stat().st_mtime_ns == stamp  # second call: from the cache
 
     from advgame.train import trainer
 
     seen = {}
     real_build_game = trainer.build_game
-    monkeypatch.setattr(trainer, "build_game", lambda c, *a: seen.setdefault("cfg", c) and real_build_game(c, *a))
-    run_dir = trainer.train(cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 1})}),
-                            tmp_path / "run")
+    monkeypatch.setattr(
+        trainer, "build_game", lambda c, *a: seen.setdefault("cfg", c) and real_build_game(c, *a)
+    )
+    run_dir = trainer.train(
+        cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 1})}), tmp_path / "run"
+    )
     assert seen["cfg"].defender.path == str(path)
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["defender"]["path"] == "tiny-llama"
 

@@ -39,16 +39,25 @@ def hf_completer(model, tokenizer):
             if body.get("seed") is not None:
                 torch.manual_seed(body["seed"])
             out = model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=not greedy,
-                temperature=None if greedy else body["temperature"], top_p=None if greedy else body.get("top_p"),
-                top_k=None, max_new_tokens=body["max_tokens"], eos_token_id=stop,
-                pad_token_id=tokenizer.pad_token_id, return_dict_in_generate=True, output_logits=True,
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=not greedy,
+                temperature=None if greedy else body["temperature"],
+                top_p=None if greedy else body.get("top_p"),
+                top_k=None,
+                max_new_tokens=body["max_tokens"],
+                eos_token_id=stop,
+                pad_token_id=tokenizer.pad_token_id,
+                return_dict_in_generate=True,
+                output_logits=True,
             )
-        row = out.sequences[0, ids.shape[1]:].tolist()
+        row = out.sequences[0, ids.shape[1] :].tolist()
         end = next((j for j, t in enumerate(row) if t in stop), None)
         row = row if end is None else row[: end + 1]
         logits = torch.stack(out.logits, dim=1)[0, : len(row)].float()
-        logps = (logits.gather(-1, torch.tensor(row).unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)).tolist()
+        logps = (
+            logits.gather(-1, torch.tensor(row).unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+        ).tolist()
         return row, logps, "length" if end is None else "stop"
 
     return complete
@@ -97,12 +106,27 @@ class FakeVLLMServer:
             return 200, {}
         if path == "/v1/completions" and self.complete is not None:
             token_ids, logps, finish = self.complete(body)
-            choice = {"index": 0, "text": "", "finish_reason": finish, "token_ids": token_ids,
-                      "logprobs": {"token_logprobs": logps, "tokens": [f"token_id:{t}" for t in token_ids],
-                                   "text_offset": [0] * len(token_ids), "top_logprobs": None}
-                      if body.get("logprobs") is not None else None}
-            return 200, {"id": "cmpl-0", "object": "text_completion", "created": 0, "model": body["model"],
-                         "choices": [choice]}
+            choice = {
+                "index": 0,
+                "text": "",
+                "finish_reason": finish,
+                "token_ids": token_ids,
+                "logprobs": {
+                    "token_logprobs": logps,
+                    "tokens": [f"token_id:{t}" for t in token_ids],
+                    "text_offset": [0] * len(token_ids),
+                    "top_logprobs": None,
+                }
+                if body.get("logprobs") is not None
+                else None,
+            }
+            return 200, {
+                "id": "cmpl-0",
+                "object": "text_completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [choice],
+            }
         return 404, {"error": {"message": f"no route {path}"}}
 
     def _handler(self):

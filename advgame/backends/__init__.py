@@ -7,8 +7,12 @@ and importing this package pulls in neither vLLM nor torch.
 from advgame.lazy import lazy_exports
 
 _HOMES = {
-    "GenerationBackend": "base", "HFBackend": "hf", "OpenAIChatBackend": "openai_compat",
-    "VLLMEngineBackend": "vllm_engine", "VLLMServerBackend": "vllm_server", "WeightSyncError": "vllm_common",
+    "GenerationBackend": "base",
+    "HFBackend": "hf",
+    "OpenAIChatBackend": "openai_compat",
+    "VLLMEngineBackend": "vllm_engine",
+    "VLLMServerBackend": "vllm_server",
+    "WeightSyncError": "vllm_common",
     "EngineSync": "weight_sync",
 }
 __all__ = list(_HOMES)

@@ -1,18 +1,18 @@
 """The transport shared by every OpenAI-compatible backend (chat endpoints, `vllm serve` replicas).
 
-    pool = EndpointPool(["http://h1:8000/v1", "http://h2:8000/v1"], "OPENAI_API_KEY", name="judge")
-    outs = pool.run([lambda client: ask(client, job) for job in jobs], failure=lambda i, reason: Completion(...))
+  pool = EndpointPool(["http://h1:8000/v1", "http://h2:8000/v1"], "OPENAI_API_KEY", name="judge")
+  outs = pool.run([lambda client: ask(client, job) for job in jobs], failure=lambda i, reason: Completion(...))
 
-  * requests go round-robin over `base_urls` (one AsyncOpenAI client per URL and batch); a retry moves on to
-    the next URL, so a dead replica costs one attempt, not the sample; the position carries across batches;
-  * at most `max_concurrency` requests are in flight; each attempt has a hard `timeout_s` deadline;
-  * timeouts, connection errors, HTTP 429 and 5xx are retried `max_retries` times with exponential
-    backoff and jitter (`backoff_s * 2**k * U[0.5, 1.5)`); other 4xx and malformed replies are not;
-  * request i that still fails becomes `failure(i, reason)`, reason one of 'timeout', 'connection',
-    'http_<status>', 'bad_response', 'error': never raised mid-batch, counted in one warning per batch;
-  * the client library's own retries are off, so ours are the only ones;
-  * the API key is read once from `api_key_env` ('EMPTY' when unset, for local servers) and never logged
-    or shown by `repr`.
+* requests go round-robin over `base_urls` (one AsyncOpenAI client per URL and batch); a retry moves on to
+  the next URL, so a dead replica costs one attempt, not the sample; the position carries across batches;
+* at most `max_concurrency` requests are in flight; each attempt has a hard `timeout_s` deadline;
+* timeouts, connection errors, HTTP 429 and 5xx are retried `max_retries` times with exponential
+  backoff and jitter (`backoff_s * 2**k * U[0.5, 1.5)`); other 4xx and malformed replies are not;
+* request i that still fails becomes `failure(i, reason)`, reason one of 'timeout', 'connection',
+  'http_<status>', 'bad_response', 'error': never raised mid-batch, counted in one warning per batch;
+* the client library's own retries are off, so ours are the only ones;
+* the API key is read once from `api_key_env` ('EMPTY' when unset, for local servers) and never logged
+  or shown by `repr`.
 """
 
 from __future__ import annotations
@@ -67,8 +67,10 @@ class EndpointPool:
         self._jitter = random.Random()
 
     def __repr__(self) -> str:
-        return (f"EndpointPool(base_urls={self.base_urls!r}, max_concurrency={self.max_concurrency}, "
-                f"timeout_s={self.timeout_s}, max_retries={self.max_retries})")
+        return (
+            f"EndpointPool(base_urls={self.base_urls!r}, max_concurrency={self.max_concurrency}, "
+            f"timeout_s={self.timeout_s}, max_retries={self.max_retries})"
+        )
 
     def run(self, calls: Sequence[Call], failure: Callable[[int, str], Completion]) -> list[Completion]:
         """Every request's result, in order (see the module docstring)."""
@@ -84,15 +86,23 @@ class EndpointPool:
         ]
         gate = asyncio.Semaphore(self.max_concurrency)
         try:
-            outs = await asyncio.gather(*(
-                self._attempts(clients, gate, call, partial(failure, i), start + i) for i, call in enumerate(calls)
-            ))
+            outs = await asyncio.gather(
+                *(
+                    self._attempts(clients, gate, call, partial(failure, i), start + i)
+                    for i, call in enumerate(calls)
+                )
+            )
         finally:
             await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
         failed = Counter(o.error for o in outs if o.error)
         if failed:
-            log.warning("%s: %d of %d requests failed after retries: %s",
-                        self.name, failed.total(), len(outs), dict(failed))
+            log.warning(
+                "%s: %d of %d requests failed after retries: %s",
+                self.name,
+                failed.total(),
+                len(outs),
+                dict(failed),
+            )
         return outs
 
     async def _attempts(self, clients, gate, call: Call, failure, slot: int) -> Completion:
@@ -107,8 +117,13 @@ class EndpointPool:
                     return await asyncio.wait_for(call(clients[k]), self.timeout_s)
                 except Exception as err:  # noqa: BLE001 - every failure becomes a reason, none escapes the batch
                     reason, retry = classify_failure(err)
-            log.debug("request to %s failed (%s), attempt %d of %d", self.base_urls[k], reason, attempt + 1,
-                      self.max_retries + 1)
+            log.debug(
+                "request to %s failed (%s), attempt %d of %d",
+                self.base_urls[k],
+                reason,
+                attempt + 1,
+                self.max_retries + 1,
+            )
             if not retry:
                 break
         return failure(reason)

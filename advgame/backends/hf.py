@@ -35,7 +35,12 @@ class HFBackend:
         if not prompts:
             return []
         rollouts = generate(
-            self.model, self.tokenizer, prompts, sampling,
-            seed=seed, num_samples=num_samples, return_logprobs=return_logprobs,
+            self.model,
+            self.tokenizer,
+            prompts,
+            sampling,
+            seed=seed,
+            num_samples=num_samples,
+            return_logprobs=return_logprobs,
         )
         return rollouts.completions

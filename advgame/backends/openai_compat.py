@@ -36,8 +36,15 @@ class OpenAIChatBackend:
     ):
         self.model = model
         self.name = name or f"openai:{model}"
-        self.pool = EndpointPool(base_urls, api_key_env, max_concurrency=max_concurrency, timeout_s=timeout_s,
-                                 max_retries=max_retries, backoff_s=backoff_s, name=self.name)
+        self.pool = EndpointPool(
+            base_urls,
+            api_key_env,
+            max_concurrency=max_concurrency,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            name=self.name,
+        )
         self.base_urls = self.pool.base_urls
 
     def __repr__(self) -> str:
@@ -65,8 +72,13 @@ class OpenAIChatBackend:
         def call(msgs, request_seed):
             async def attempt(client) -> Completion:
                 reply = await client.chat.completions.create(
-                    model=self.model, messages=msgs, n=1, temperature=sampling.temperature, top_p=sampling.top_p,
-                    max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
+                    model=self.model,
+                    messages=msgs,
+                    n=1,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    max_tokens=sampling.max_new_tokens,
+                    stop=list(sampling.stop) or None,
                     **({} if request_seed is None else {"seed": request_seed}),
                 )
                 return _to_completion(reply)

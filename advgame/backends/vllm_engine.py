@@ -56,8 +56,9 @@ WORKER_EXTENSION = "advgame.backends.vllm_worker.WeightSyncExtension"
 CPU_DEFAULT_KV_CACHE_GIB = 1.0  # SmolLM2-135M fp32: ~23k cached tokens
 
 
-def memory_kwargs(on_gpu: bool, gpu_memory_utilization: float, kv_cache_gib: float | None,
-                  environ: dict | None = None) -> dict:
+def memory_kwargs(
+    on_gpu: bool, gpu_memory_utilization: float, kv_cache_gib: float | None, environ: dict | None = None
+) -> dict:
     """vLLM engine arguments that bound its memory (see the module docstring)."""
     environ = os.environ if environ is None else environ
     kwargs: dict = {"gpu_memory_utilization": gpu_memory_utilization} if on_gpu else {}
@@ -96,11 +97,21 @@ class VLLMEngineBackend:
         self.on_gpu = torch.cuda.is_available()
         self.sleep_enabled = enable_sleep_mode and self.on_gpu
         if enable_sleep_mode and not self.on_gpu:
-            log.warning("%s: enable_sleep_mode needs CUDA; ignored on this machine (the engine keeps its memory)",
-                        self.name)
-        kwargs = dict(model=source, tokenizer=source, dtype=dtype, seed=seed, max_model_len=max_model_len,
-                      enable_prefix_caching=True, worker_extension_cls=WORKER_EXTENSION,
-                      **memory_kwargs(self.on_gpu, gpu_memory_utilization, kv_cache_gib), **engine_kwargs)
+            log.warning(
+                "%s: enable_sleep_mode needs CUDA; ignored on this machine (the engine keeps its memory)",
+                self.name,
+            )
+        kwargs = dict(
+            model=source,
+            tokenizer=source,
+            dtype=dtype,
+            seed=seed,
+            max_model_len=max_model_len,
+            enable_prefix_caching=True,
+            worker_extension_cls=WORKER_EXTENSION,
+            **memory_kwargs(self.on_gpu, gpu_memory_utilization, kv_cache_gib),
+            **engine_kwargs,
+        )
         if self.on_gpu:
             kwargs.update(enable_sleep_mode=self.sleep_enabled)
         if enable_lora:
@@ -133,8 +144,12 @@ class VLLMEngineBackend:
 
         jobs = expand_requests(self.tokenizer, prompts, num_samples, seed)
         params = [self._sampling_params(sampling, s, return_logprobs) for _, s in jobs]
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids, _ in jobs], params,
-                                 lora_request=self._lora_request, use_tqdm=False)
+        outs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=ids) for ids, _ in jobs],
+            params,
+            lora_request=self._lora_request,
+            use_tqdm=False,
+        )
         completions = []
         for (ids, _), out in zip(jobs, outs):
             sample = out.outputs[0]
@@ -175,13 +190,17 @@ class VLLMEngineBackend:
             saved = time.perf_counter() - t0
             self.reload_weights(tmp)
         self.last_push_seconds = time.perf_counter() - t0
-        log.info("%s: pushed weights in %.2f s (%.2f s writing them)", self.name, self.last_push_seconds, saved)
+        log.info(
+            "%s: pushed weights in %.2f s (%.2f s writing them)", self.name, self.last_push_seconds, saved
+        )
         return self.last_push_seconds
 
     def reload_weights(self, weights_dir: str) -> None:
         """Reload the engine's weights from the safetensors in `weights_dir`, within `sync_timeout_s`."""
         try:
-            self.llm.collective_rpc("advgame_reload_weights", args=(str(weights_dir),), timeout=self.sync_timeout_s)
+            self.llm.collective_rpc(
+                "advgame_reload_weights", args=(str(weights_dir),), timeout=self.sync_timeout_s
+            )
             self.llm.reset_prefix_cache()  # no KV computed with the old weights is reused
         except Exception as err:
             raise WeightSyncError(f"{self.name}: weight reload from {weights_dir} failed: {err}") from err
@@ -205,7 +224,9 @@ class VLLMEngineBackend:
     # ------------------------------------------------------------------ memory sharing
     def sleep(self, level: int = 1) -> None:
         """Free the engine's GPU memory for training (level 1 keeps weights in CPU memory, 2 drops them)."""
-        if not self.sleep_enabled:  # not asked for, or on CPU (warned once at start): the engine keeps its memory
+        if (
+            not self.sleep_enabled
+        ):  # not asked for, or on CPU (warned once at start): the engine keeps its memory
             return
         self.llm.sleep(level=level)
         self.asleep = True

@@ -61,8 +61,15 @@ class VLLMServerBackend:
         if sync_timeout_s <= 0:
             raise ValueError("need sync_timeout_s > 0")
         self.name = name or f"vllm-server:{model}"
-        self.pool = EndpointPool(base_urls, api_key_env, max_concurrency=max_concurrency, timeout_s=timeout_s,
-                                 max_retries=max_retries, backoff_s=backoff_s, name=self.name)
+        self.pool = EndpointPool(
+            base_urls,
+            api_key_env,
+            max_concurrency=max_concurrency,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            name=self.name,
+        )
         self.base_urls = self.pool.base_urls
         self.timeout_s = timeout_s
         self.base_model = model
@@ -74,8 +81,10 @@ class VLLMServerBackend:
         self._adapter_version = 0
 
     def __repr__(self) -> str:
-        return (f"VLLMServerBackend(model={self.served_model!r}, base_urls={self.base_urls!r}, "
-                f"timeout_s={self.timeout_s}, sync_timeout_s={self.sync_timeout_s})")
+        return (
+            f"VLLMServerBackend(model={self.served_model!r}, base_urls={self.base_urls!r}, "
+            f"timeout_s={self.timeout_s}, sync_timeout_s={self.sync_timeout_s})"
+        )
 
     # ------------------------------------------------------------------ generation
     def generate(
@@ -92,23 +101,41 @@ class VLLMServerBackend:
             return []
         if self.tokenizer is None:  # text only, through the chat API
             pool = self.pool
-            chat = OpenAIChatBackend(self.base_urls, self.served_model, api_key_env=self._api_key_env,
-                                     max_concurrency=pool.max_concurrency, timeout_s=pool.timeout_s,
-                                     max_retries=pool.max_retries, backoff_s=pool.backoff_s, name=self.name)
-            return chat.generate(prompts, sampling, num_samples=num_samples, seed=seed,
-                                 return_logprobs=return_logprobs)
+            chat = OpenAIChatBackend(
+                self.base_urls,
+                self.served_model,
+                api_key_env=self._api_key_env,
+                max_concurrency=pool.max_concurrency,
+                timeout_s=pool.timeout_s,
+                max_retries=pool.max_retries,
+                backoff_s=pool.backoff_s,
+                name=self.name,
+            )
+            return chat.generate(
+                prompts, sampling, num_samples=num_samples, seed=seed, return_logprobs=return_logprobs
+            )
         stop = stop_token_ids(self.tokenizer)
         greedy = sampling.temperature == 0
-        extra = {"return_token_ids": True, "stop_token_ids": stop, "skip_special_tokens": True,
-                 "include_stop_str_in_output": True}
+        extra = {
+            "return_token_ids": True,
+            "stop_token_ids": stop,
+            "skip_special_tokens": True,
+            "include_stop_str_in_output": True,
+        }
 
         def call(prompt_ids, request_seed):
             async def attempt(client) -> Completion:
                 reply = await client.completions.create(
-                    model=self.served_model, prompt=prompt_ids, n=1, max_tokens=sampling.max_new_tokens,
-                    temperature=sampling.temperature, top_p=1.0 if greedy else sampling.top_p,
-                    logprobs=0 if return_logprobs else None, stop=list(sampling.stop) or None,
-                    extra_body=extra, **({} if request_seed is None else {"seed": request_seed}),
+                    model=self.served_model,
+                    prompt=prompt_ids,
+                    n=1,
+                    max_tokens=sampling.max_new_tokens,
+                    temperature=sampling.temperature,
+                    top_p=1.0 if greedy else sampling.top_p,
+                    logprobs=0 if return_logprobs else None,
+                    stop=list(sampling.stop) or None,
+                    extra_body=extra,
+                    **({} if request_seed is None else {"seed": request_seed}),
                 )
                 return self._to_completion(reply, prompt_ids, return_logprobs)
 
@@ -117,7 +144,9 @@ class VLLMServerBackend:
         jobs = expand_requests(self.tokenizer, prompts, num_samples, seed)
         return self.pool.run(
             [call(ids, s) for ids, s in jobs],
-            lambda i, reason: Completion(prompt_ids=list(jobs[i][0]), token_ids=[], text="", truncated=False, error=reason),
+            lambda i, reason: Completion(
+                prompt_ids=list(jobs[i][0]), token_ids=[], text="", truncated=False, error=reason
+            ),
         )
 
     def _to_completion(self, reply, prompt_ids, return_logprobs: bool) -> Completion:
@@ -148,8 +177,13 @@ class VLLMServerBackend:
         loaded = []
         try:
             for url in self.base_urls:
-                post_json(url, "/load_lora_adapter", {"lora_name": new, "lora_path": str(path)},
-                          self.sync_timeout_s, self._api_key)
+                post_json(
+                    url,
+                    "/load_lora_adapter",
+                    {"lora_name": new, "lora_path": str(path)},
+                    self.sync_timeout_s,
+                    self._api_key,
+                )
                 loaded.append(url)
         except WeightSyncError:
             for url in loaded:
@@ -165,7 +199,9 @@ class VLLMServerBackend:
     def _unload(self, url: str, lora_name: str) -> None:
         """Best effort: a stale adapter left loaded wastes memory but is never served."""
         try:
-            post_json(url, "/unload_lora_adapter", {"lora_name": lora_name}, self.sync_timeout_s, self._api_key)
+            post_json(
+                url, "/unload_lora_adapter", {"lora_name": lora_name}, self.sync_timeout_s, self._api_key
+            )
         except WeightSyncError as err:
             log.warning("%s: could not unload %s: %s", self.name, lora_name, err)
 

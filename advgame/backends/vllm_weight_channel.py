@@ -45,8 +45,15 @@ def server_root(base_url: str) -> str:
     return url.removesuffix("/v1")
 
 
-def post_json(url: str, path: str, body: dict | None, timeout_s: float, api_key: str = "EMPTY",
-              params: dict | None = None, method: str = "POST") -> dict:
+def post_json(
+    url: str,
+    path: str,
+    body: dict | None,
+    timeout_s: float,
+    api_key: str = "EMPTY",
+    params: dict | None = None,
+    method: str = "POST",
+) -> dict:
     """Send `body` as JSON to url+path; the JSON reply, or WeightSyncError.
 
     `timeout_s` bounds the connection and every read (the stdlib socket timeout), so a server that accepts
@@ -54,7 +61,9 @@ def post_json(url: str, path: str, body: dict | None, timeout_s: float, api_key:
     """
     query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
     request = urllib.request.Request(
-        f"{url}{path}{query}", data=None if method == "GET" else json.dumps(body or {}).encode(), method=method,
+        f"{url}{path}{query}",
+        data=None if method == "GET" else json.dumps(body or {}).encode(),
+        method=method,
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
     )
     t0 = time.perf_counter()
@@ -105,8 +114,13 @@ def reload_one(base_url: str, weights_dir: str, timeout_s: float, api_key: str =
     root = server_root(base_url)
     post_json(root, "/pause", None, timeout_s, api_key, params={"mode": "wait"})
     try:
-        post_json(root, "/collective_rpc", {"method": RELOAD_METHOD, "args": [str(weights_dir)], "timeout": timeout_s},
-                  timeout_s, api_key)
+        post_json(
+            root,
+            "/collective_rpc",
+            {"method": RELOAD_METHOD, "args": [str(weights_dir)], "timeout": timeout_s},
+            timeout_s,
+            api_key,
+        )
         post_json(root, "/reset_prefix_cache", None, timeout_s, api_key)
     finally:
         try:

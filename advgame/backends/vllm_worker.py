@@ -23,7 +23,9 @@ class WeightSyncExtension:
     def advgame_weight_checksum(self, name_fragment: str) -> float:
         """Sum of the parameters whose vLLM name contains `name_fragment` (tests check a push landed)."""
         model = self.model_runner.get_model()
-        return float(sum(p.detach().float().sum().item() for n, p in model.named_parameters() if name_fragment in n))
+        return float(
+            sum(p.detach().float().sum().item() for n, p in model.named_parameters() if name_fragment in n)
+        )
 
 
 def _retie_output_head(model, hf_config) -> bool:

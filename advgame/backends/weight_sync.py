@@ -111,12 +111,17 @@ def build_engine(model_cfg, tokenizer, name: str, seed: int) -> Any:
         from advgame.backends.vllm_engine import VLLMEngineBackend
 
         return VLLMEngineBackend(
-            model_cfg.path, tokenizer=tokenizer, dtype=model_cfg.compute_dtype or model_cfg.dtype, seed=seed,
-            gpu_memory_utilization=engine.gpu_memory_utilization, kv_cache_gib=engine.kv_cache_gib,
+            model_cfg.path,
+            tokenizer=tokenizer,
+            dtype=model_cfg.compute_dtype or model_cfg.dtype,
+            seed=seed,
+            gpu_memory_utilization=engine.gpu_memory_utilization,
+            kv_cache_gib=engine.kv_cache_gib,
             enable_sleep_mode=engine.enable_sleep_mode,
             enable_lora=lora,
             max_lora_rank=vllm_lora_rank(model_cfg.lora.r, engine.max_lora_rank) if lora else 16,
-            sync_timeout_s=engine.sync_timeout_s, name=f"vllm:{name}",
+            sync_timeout_s=engine.sync_timeout_s,
+            name=f"vllm:{name}",
         )
     if engine.kind == "vllm_server":
         from advgame.backends.vllm_server import VLLMServerBackend
@@ -124,7 +129,11 @@ def build_engine(model_cfg, tokenizer, name: str, seed: int) -> Any:
         if not engine.base_urls:
             raise ConfigError(f"{name}.engine.kind=vllm_server needs {name}.engine.base_urls")
         return VLLMServerBackend(
-            engine.base_urls, engine.served_model or model_cfg.path, tokenizer, api_key_env=engine.api_key_env,
-            sync_timeout_s=engine.sync_timeout_s, name=f"vllm-server:{name}",
+            engine.base_urls,
+            engine.served_model or model_cfg.path,
+            tokenizer,
+            api_key_env=engine.api_key_env,
+            sync_timeout_s=engine.sync_timeout_s,
+            name=f"vllm-server:{name}",
         )
     raise ConfigError(f"unknown engine kind {engine.kind!r}")

@@ -19,7 +19,22 @@ from advgame.config.schema import (
 )
 
 __all__ = [
-    "CheckpointConfig", "ConfigError", "DataConfig", "EMAConfig", "GameConfig", "JudgeConfig", "JudgesConfig",
-    "LoggingConfig", "LoraConfig", "LossConfig", "ModelConfig", "OptimConfig", "RunConfig", "SamplingConfig",
-    "TrainConfig", "load_config", "parse_override", "validate_config",
+    "CheckpointConfig",
+    "ConfigError",
+    "DataConfig",
+    "EMAConfig",
+    "GameConfig",
+    "JudgeConfig",
+    "JudgesConfig",
+    "LoggingConfig",
+    "LoraConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "SamplingConfig",
+    "TrainConfig",
+    "load_config",
+    "parse_override",
+    "validate_config",
 ]

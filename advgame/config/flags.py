@@ -25,7 +25,9 @@ def add_command(sub, name: str, summary: str, schema: type[BaseModel], example: 
     """A config-driven subcommand: its parser (CONFIG and KEY=VALUE positionals) and its `flag(group, flag,
     key, help="", **argparse_kwargs)` that adds a shortcut for one key of `schema`."""
     parser = sub.add_parser(
-        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. Flags are shortcuts for config "
+        name,
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}. Flags are shortcuts for config "
         "keys (named in [...]); they override the CONFIG file and the KEY=VALUE overrides.",
     )
     parser.add_argument("config", nargs="?", metavar="CONFIG", help=f"YAML config, e.g. {example} (optional)")

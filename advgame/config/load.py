@@ -21,14 +21,20 @@ from advgame.config.schema import RunConfig
 from advgame.errors import ConfigError
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-MAX_EXPANDED_NODES = 100_000  # YAML nodes a document may expand to through aliases (a "billion laughs" is 10**9)
+MAX_EXPANDED_NODES = (
+    100_000  # YAML nodes a document may expand to through aliases (a "billion laughs" is 10**9)
+)
 MAX_ECHO = 120  # characters of a value an error message shows
 Model = TypeVar("Model", bound=BaseModel)
 
 
 def shorten(value: Any, limit: int = MAX_ECHO) -> str:
     """repr(value), cut to `limit` characters (an error must not echo a huge value back)."""
-    text = repr(value) if not isinstance(value, (dict, list)) or len(value) < 50 else f"<{type(value).__name__} of {len(value)}>"
+    text = (
+        repr(value)
+        if not isinstance(value, (dict, list)) or len(value) < 50
+        else f"<{type(value).__name__} of {len(value)}>"
+    )
     return text if len(text) <= limit else text[: limit - 20] + f"... ({len(text)} chars)"
 
 
@@ -44,8 +50,13 @@ class _BoundedLoader(yaml.SafeLoader):
             if id(n) in sizes:
                 return sizes[id(n)]
             sizes[id(n)] = 1  # a recursive alias counts once here
-            children = (n.value if isinstance(n, yaml.SequenceNode) else
-                        [x for pair in n.value for x in pair] if isinstance(n, yaml.MappingNode) else [])
+            children = (
+                n.value
+                if isinstance(n, yaml.SequenceNode)
+                else [x for pair in n.value for x in pair]
+                if isinstance(n, yaml.MappingNode)
+                else []
+            )
             total = 1
             for child in children:
                 total += size(child)
@@ -56,8 +67,11 @@ class _BoundedLoader(yaml.SafeLoader):
 
         if node is not None and size(node) > MAX_EXPANDED_NODES:
             raise yaml.composer.ComposerError(
-                None, None, f"its aliases expand to more than {MAX_EXPANDED_NODES} values (an alias bomb?)",
-                node.start_mark)
+                None,
+                None,
+                f"its aliases expand to more than {MAX_EXPANDED_NODES} values (an alias bomb?)",
+                node.start_mark,
+            )
         return node
 
 
@@ -67,7 +81,10 @@ def safe_load(text: str) -> Any:
 
 
 def load_config(
-    path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), *, schema: type[Model] = RunConfig,
+    path: str | Path | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    schema: type[Model] = RunConfig,
     values: dict[str, Any] | None = None,
 ) -> Model:
     """Load and validate a config of type `schema` from `path` (None: from the defaults alone) with
@@ -98,7 +115,9 @@ def parse_override(item: str) -> tuple[str, Any]:
     try:
         value = safe_load(text) if text != "" else ""
     except yaml.YAMLError as err:
-        raise ConfigError(f"override '{shorten(item)[1:-1]}': value is not valid YAML ({getattr(err, 'problem', err)})") from None
+        raise ConfigError(
+            f"override '{shorten(item)[1:-1]}': value is not valid YAML ({getattr(err, 'problem', err)})"
+        ) from None
     if isinstance(value, str) and _FLOAT.fullmatch(value):
         value = float(value)  # YAML 1.1 reads '1e-5' (no dot) as a string
     return key, value
@@ -126,8 +145,10 @@ def _read_yaml_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} at offset "
-                          f"{err.start}); save the config as UTF-8") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start : err.start + 1]!r} at offset "
+            f"{err.start}); save the config as UTF-8"
+        ) from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
     try:

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 MIN_LR_FOR_16BIT_MASTERS = 1e-4
 
 
-def master_precision_problem(role: str, model: ModelConfig, lr: float, dtype: str | None = None) -> str | None:
+def master_precision_problem(
+    role: str, model: ModelConfig, lr: float, dtype: str | None = None
+) -> str | None:
     """Why `model` (storage dtype `dtype`, default its configured one) cannot train full weights at `lr`, or
     None. A 16-bit master weight rounds away updates below its resolution (bf16 keeps 8 bits of mantissa: a
     step of 1e-6 on a weight of size 0.02 is 1/20,000 of it), so the optimiser would silently not move it."""
@@ -39,7 +41,9 @@ class LoraConfig(Section):
 
     r: int = Field(16, gt=0, description="Rank of the LoRA update matrices.")
     alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input (0 keeps the loss deterministic).")
+    dropout: float = Field(
+        0.0, ge=0, lt=1, description="Dropout on the LoRA input (0 keeps the loss deterministic)."
+    )
     target_modules: list[str] | Literal["all-linear"] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
         description="Module names to adapt, or 'all-linear'.",
@@ -57,17 +61,29 @@ class EngineConfig(Section):
         "vllm_server: one or more `vllm serve` processes at `base_urls` (started with --enable-lora for LoRA players).",
     )
     base_urls: list[str] = Field(default_factory=list, description="vllm_server: server URLs, load-balanced.")
-    served_model: str | None = Field(None, description="vllm_server: the base model's name on the servers (default: path).")
-    api_key_env: str = Field("VLLM_API_KEY", description="vllm_server: environment variable holding the API key.")
-    gpu_memory_utilization: float = Field(0.35, gt=0, le=1, description="vllm: share of GPU memory for the engine.")
+    served_model: str | None = Field(
+        None, description="vllm_server: the base model's name on the servers (default: path)."
+    )
+    api_key_env: str = Field(
+        "VLLM_API_KEY", description="vllm_server: environment variable holding the API key."
+    )
+    gpu_memory_utilization: float = Field(
+        0.35, gt=0, le=1, description="vllm: share of GPU memory for the engine."
+    )
     kv_cache_gib: float | None = Field(
-        None, gt=0, description="vllm: KV-cache size in GiB (overrides gpu_memory_utilization for the cache). On CPU, "
+        None,
+        gt=0,
+        description="vllm: KV-cache size in GiB (overrides gpu_memory_utilization for the cache). On CPU, "
         "where vLLM would otherwise reserve gpu_memory_utilization of system memory, it defaults to "
         "$VLLM_CPU_KVCACHE_SPACE when set, else 1 GiB.",
     )
-    enable_sleep_mode: bool = Field(False, description="vllm: free the engine's GPU memory during updates (CUDA only).")
+    enable_sleep_mode: bool = Field(
+        False, description="vllm: free the engine's GPU memory during updates (CUDA only)."
+    )
     max_lora_rank: int | None = Field(
-        None, gt=0, description="vllm: largest LoRA rank the engine accepts. Default: the player's lora.r, rounded up "
+        None,
+        gt=0,
+        description="vllm: largest LoRA rank the engine accepts. Default: the player's lora.r, rounded up "
         "to a rank vLLM supports (1, 8, 16, 32, 64, 128, 256, 320, 512); a larger one makes LoRA generation slower.",
     )
     exchange_dir: str | None = Field(
@@ -75,7 +91,9 @@ class EngineConfig(Section):
         description="Where adapters / weights are written for the engine to load; it must be visible to the vLLM "
         "servers (a shared filesystem). Default: a temporary directory on this machine.",
     )
-    sync_timeout_s: float = Field(300.0, gt=0, description="A weight or adapter sync slower than this fails the run.")
+    sync_timeout_s: float = Field(
+        300.0, gt=0, description="A weight or adapter sync slower than this fails the run."
+    )
 
 
 class ModelConfig(Section):
@@ -88,9 +106,15 @@ class ModelConfig(Section):
             "(random-initialised test models)."
         )
     )
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) when `path` is a hub id.")
-    finetune: Literal["full", "lora"] = Field("lora", description="Train all weights ('full') or LoRA adapters.")
-    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings, used when finetune='lora'.")
+    revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit) when `path` is a hub id."
+    )
+    finetune: Literal["full", "lora"] = Field(
+        "lora", description="Train all weights ('full') or LoRA adapters."
+    )
+    lora: LoraConfig = Field(
+        default_factory=LoraConfig, description="LoRA settings, used when finetune='lora'."
+    )
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "float32",
         description=(
@@ -113,9 +137,17 @@ class ModelConfig(Section):
             "offered: it needs loss scaling, which advgame does not do."
         ),
     )
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
-    engine: EngineConfig = Field(default_factory=EngineConfig, description="Generation engine for this player's text.")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward to save memory."
+    )
+    engine: EngineConfig = Field(
+        default_factory=EngineConfig, description="Generation engine for this player's text."
+    )
 
 
 class SamplingConfig(Section):
@@ -123,7 +155,9 @@ class SamplingConfig(Section):
 
     temperature: float = Field(0.6, ge=0, description="Sampling temperature; 0 means greedy decoding.")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass.")
-    max_new_tokens: int = Field(2048, gt=0, description="Generation cap; an answer that reaches it is flagged truncated.")
+    max_new_tokens: int = Field(
+        2048, gt=0, description="Generation cap; an answer that reaches it is flagged truncated."
+    )
     batch_size: int = Field(64, gt=0, description="Prompts per `generate` call.")
     stop: list[str] = Field(
         default_factory=list,
@@ -140,9 +174,14 @@ class OptimConfig(Section):
     betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas.")
     weight_decay: float = Field(0.1, ge=0, description="AdamW decoupled weight decay.")
     eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
-    max_grad_norm: float | None = Field(1.0, gt=0, description="Global gradient-norm clip per player; null disables it.")
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="Global gradient-norm clip per player; null disables it."
+    )
     final_lr_scale: float = Field(
-        0.2, ge=0, le=1, description="Cosine schedule ends at final_lr_scale * lr after train.steps steps (no restart)."
+        0.2,
+        ge=0,
+        le=1,
+        description="Cosine schedule ends at final_lr_scale * lr after train.steps steps (no restart).",
     )
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
 
@@ -157,17 +196,23 @@ class OptimConfig(Section):
 class LossConfig(Section):
     """The preference / RL loss used by both players."""
 
-    type: Literal["dpo", "ipo", "grpo"] = Field("dpo", description="dpo: -log σ(βΔ); ipo: (Δ - 1/(2β))²; grpo: policy gradient + k3 KL.")
+    type: Literal["dpo", "ipo", "grpo"] = Field(
+        "dpo", description="dpo: -log σ(βΔ); ipo: (Δ - 1/(2β))²; grpo: policy gradient + k3 KL."
+    )
     beta: float = Field(0.1, gt=0, description="DPO/IPO temperature, or the GRPO KL coefficient.")
     is_cap: float | None = Field(
-        2.0, gt=0, description="GRPO truncated importance weight cap min(π/μ, cap); null disables the correction."
+        2.0,
+        gt=0,
+        description="GRPO truncated importance weight cap min(π/μ, cap); null disables the correction.",
     )
     advantage: Literal["batch", "group"] = Field(
-        "batch", description="GRPO baseline: mean reward over the whole split batch ('batch', as the authors) or per group."
+        "batch",
+        description="GRPO baseline: mean reward over the whole split batch ('batch', as the authors) or per group.",
     )
     scale_advantage: bool = Field(False, description="GRPO: divide advantages by their standard deviation.")
     min_reward_gap: float = Field(
-        0.0, ge=0,
+        0.0,
+        ge=0,
         description=(
             "DPO/IPO: form a pair only when the chosen and rejected rewards differ by at least this much (0: any "
             "strict difference, as in the paper). A small gap is often the judge's noise rather than a preference; "
@@ -189,15 +234,20 @@ class EMAConfig(Section):
 
     enabled: bool = Field(True, description="Keep an EMA copy of each player's trainable weights.")
     decay: float = Field(0.95, ge=0, lt=1, description="EMA decay d in [0, 1).")
-    sample_from_ema: bool = Field(True, description="Generate rollouts with the EMA weights (the MD variants).")
+    sample_from_ema: bool = Field(
+        True, description="Generate rollouts with the EMA weights (the MD variants)."
+    )
     ema_as_reference: bool = Field(
-        True, description="Use the EMA as the loss reference; otherwise the frozen initial model is the reference."
+        True,
+        description="Use the EMA as the loss reference; otherwise the frozen initial model is the reference.",
     )
 
     @model_validator(mode="after")
     def _needs_ema(self) -> EMAConfig:
         if not self.enabled and (self.sample_from_ema or self.ema_as_reference):
-            raise ValueError("sample_from_ema and ema_as_reference need enabled=true (set them to false for on-policy play)")
+            raise ValueError(
+                "sample_from_ema and ema_as_reference need enabled=true (set them to false for on-policy play)"
+            )
         return self
 
 
@@ -275,7 +325,9 @@ class GameConfig(Section):
             "overlap_judges always samples the benign split before the harmful update (as step_start)."
         ),
     )
-    train_attacker: bool = Field(True, description="Update the Attacker (false = fixed, untrained attacker ablation).")
+    train_attacker: bool = Field(
+        True, description="Update the Attacker (false = fixed, untrained attacker ablation)."
+    )
     train_defender: bool = Field(True, description="Update the Defender.")
 
 
@@ -289,16 +341,30 @@ class JudgeConfig(Section):
             "'openai': any OpenAI-compatible endpoint; 'heuristic': offline rules + embeddings (CPU demo, tests)."
         ),
     )
-    model: str | None = Field(None, description="Model path/id (kind=model) or served model name (kind=openai).")
-    base_urls: list[str] = Field(default_factory=list, description="Endpoint URLs (kind=openai), load-balanced.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never logged).")
-    mode: Literal["pairwise", "pointwise"] = Field("pairwise", description="Score two candidates per call, or one.")
-    order_swap: bool = Field(False, description="Pairwise: judge A|B and B|A and average (position debiasing).")
+    model: str | None = Field(
+        None, description="Model path/id (kind=model) or served model name (kind=openai)."
+    )
+    base_urls: list[str] = Field(
+        default_factory=list, description="Endpoint URLs (kind=openai), load-balanced."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the API key (never logged)."
+    )
+    mode: Literal["pairwise", "pointwise"] = Field(
+        "pairwise", description="Score two candidates per call, or one."
+    )
+    order_swap: bool = Field(
+        False, description="Pairwise: judge A|B and B|A and average (position debiasing)."
+    )
     temperature: float = Field(0.6, ge=0, description="Judge sampling temperature.")
     top_p: float = Field(0.9, gt=0, le=1, description="Judge nucleus sampling mass.")
-    max_new_tokens: int = Field(1024, gt=0, description="Judge generation cap; a judgment cut off here is a failure.")
+    max_new_tokens: int = Field(
+        1024, gt=0, description="Judge generation cap; a judgment cut off here is a failure."
+    )
     batch_size: int = Field(16, gt=0, description="Judge prompts per generate call (kind=model).")
-    max_retries: int = Field(3, ge=0, description="Retries with exponential backoff before a call counts as failed.")
+    max_retries: int = Field(
+        3, ge=0, description="Retries with exponential backoff before a call counts as failed."
+    )
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout (kind=openai).")
     max_concurrency: int = Field(16, gt=0, description="Requests in flight at once (kind=openai).")
 
@@ -315,14 +381,26 @@ class JudgesConfig(Section):
     """The judges of the game: faithfulness gate, defender judge, attacker judge."""
 
     default: JudgeConfig = Field(
-        default_factory=lambda: JudgeConfig(kind="heuristic"), description="Judge used by every role unless overridden."
+        default_factory=lambda: JudgeConfig(kind="heuristic"),
+        description="Judge used by every role unless overridden.",
     )
-    faithfulness: JudgeConfig | None = Field(None, description="Override for the faithfulness judge (pointwise by nature).")
-    defender: JudgeConfig | None = Field(None, description="Override for the defender judge (scores answers against x).")
-    attacker: JudgeConfig | None = Field(None, description="Override for the attacker judge (scores answers against s).")
-    check_at_start: bool = Field(True, description="One one-token call to each endpoint judge before training; a failure stops the run.")
+    faithfulness: JudgeConfig | None = Field(
+        None, description="Override for the faithfulness judge (pointwise by nature)."
+    )
+    defender: JudgeConfig | None = Field(
+        None, description="Override for the defender judge (scores answers against x)."
+    )
+    attacker: JudgeConfig | None = Field(
+        None, description="Override for the attacker judge (scores answers against s)."
+    )
+    check_at_start: bool = Field(
+        True,
+        description="One one-token call to each endpoint judge before training; a failure stops the run.",
+    )
     stop_after_failing_steps: int = Field(
-        3, ge=0, description="Stop the run after this many consecutive steps in which every judge call failed (0: never)."
+        3,
+        ge=0,
+        description="Stop the run after this many consecutive steps in which every judge call failed (0: never).",
     )
 
     def for_role(self, role: Literal["faithfulness", "defender", "attacker"]) -> JudgeConfig:
@@ -336,21 +414,34 @@ class DataConfig(Section):
         description="Harmful seeds: 'builtin:NAME', a hub id ('allenai/wildjailbreak:train:vanilla_harmful'), or a local .jsonl/.csv."
     )
     benign: str = Field(description="Benign seeds (look harmful, are not): same forms as `harmful`.")
-    batch_size: int = Field(4, gt=0, description="Seeds per split per step (the global batch across processes).")
+    batch_size: int = Field(
+        4, gt=0, description="Seeds per split per step (the global batch across processes)."
+    )
     seed: int = Field(2, description="Shuffle seed of the seed prompts.")
-    heldout: int = Field(64, ge=0, description="Seeds per class held out of training for validation (when no files below).")
-    valid_harmful: str | None = Field(None, description="Validation harmful seeds (same forms); default: held out of `harmful`.")
-    valid_benign: str | None = Field(None, description="Validation benign seeds (same forms); default: held out of `benign`.")
+    heldout: int = Field(
+        64, ge=0, description="Seeds per class held out of training for validation (when no files below)."
+    )
+    valid_harmful: str | None = Field(
+        None, description="Validation harmful seeds (same forms); default: held out of `harmful`."
+    )
+    valid_benign: str | None = Field(
+        None, description="Validation benign seeds (same forms); default: held out of `benign`."
+    )
     tune: int = Field(
-        0, ge=0,
+        0,
+        ge=0,
         description="Seeds per class held out as a tuning set, besides `heldout`: never trained on (nor seen by the "
         "warm start). Hyperparameter sweeps validate on it (train.validate_on=tune), so that the figures reported on "
         "the held-out seeds were not tuned on.",
     )
     max_seed_chars: int = Field(
-        8000, gt=0, description="Prompt budget of a seed, in characters: a longer seed is an error when the data loads."
+        8000,
+        gt=0,
+        description="Prompt budget of a seed, in characters: a longer seed is an error when the data loads.",
     )
-    truncate_long_seeds: bool = Field(False, description="Cut seeds over max_seed_chars to the budget instead of failing.")
+    truncate_long_seeds: bool = Field(
+        False, description="Cut seeds over max_seed_chars to the budget instead of failing."
+    )
 
 
 class LoggingConfig(Section):
@@ -386,7 +477,9 @@ class ShardingConfig(Section):
     'fsdp': PyTorch FSDP2, ZeRO-3 style: weights, gradients, optimiser state, EMA and initial snapshot are
     sharded over the processes, for full fine-tuning of players too large for one device."""
 
-    strategy: Literal["none", "fsdp"] = Field("none", description="'none' (replicate) or 'fsdp' (fully sharded).")
+    strategy: Literal["none", "fsdp"] = Field(
+        "none", description="'none' (replicate) or 'fsdp' (fully sharded)."
+    )
     param_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None,
         description="fsdp: dtype of the gathered weights for forward/backward (None: the player's compute_dtype "
@@ -404,22 +497,31 @@ class TrainConfig(Section):
     """Length of the run, validation, and how updates are batched."""
 
     steps: int = Field(1000, gt=0, description="Game steps; each updates both players on both splits.")
-    validate_every_n_steps: int = Field(25, gt=0, description="Validation cadence (also at step 0 and at the end).")
-    validation_size: int = Field(64, ge=0, description="Held-out seeds per class answered at each validation (0: off).")
+    validate_every_n_steps: int = Field(
+        25, gt=0, description="Validation cadence (also at step 0 and at the end)."
+    )
+    validation_size: int = Field(
+        64, ge=0, description="Held-out seeds per class answered at each validation (0: off)."
+    )
     validation_temperature: float = Field(
         0.0, ge=0, description="Defender temperature at validation (0 = greedy, comparable across steps)."
     )
     validate_on: Literal["heldout", "tune"] = Field(
-        "heldout", description="Which held-out seeds validation answers: the reported ones, or the tuning set (data.tune)."
+        "heldout",
+        description="Which held-out seeds validation answers: the reported ones, or the tuning set (data.tune).",
     )
-    microbatch_size: int = Field(8, gt=0, description="Pairs (or rollouts) per forward/backward; gradients accumulate.")
+    microbatch_size: int = Field(
+        8, gt=0, description="Pairs (or rollouts) per forward/backward; gradients accumulate."
+    )
     dist_timeout_s: float = Field(
-        600.0, gt=0,
+        600.0,
+        gt=0,
         description="Multi-process runs: a collective (gradient all-reduce, barrier) that waits longer than this fails "
         "the run instead of hanging.",
     )
     sharding: ShardingConfig = Field(
-        default_factory=ShardingConfig, description="Multi-process runs: replicate the players, or shard them (FSDP)."
+        default_factory=ShardingConfig,
+        description="Multi-process runs: replicate the players, or shard them (FSDP).",
     )
 
 
@@ -436,23 +538,36 @@ class WarmStartConfig(Section):
     steps: int = Field(30, gt=0, description="Optimiser steps of the supervised pass.")
     batch_size: int = Field(8, gt=0, description="Rows per step.")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (constant) of the LoRA adapter.")
-    lora: LoraConfig = Field(default_factory=LoraConfig, description="Adapter trained, then merged into the weights.")
-    refusal_fraction: float = Field(
-        0.5, ge=0, le=1, description="Share of the training harmful seeds paired with a refusal-and-redirect text."
+    lora: LoraConfig = Field(
+        default_factory=LoraConfig, description="Adapter trained, then merged into the weights."
     )
-    answer_tokens: int = Field(40, gt=0, description="Length cap of the model's own greedy answers to benign seeds.")
+    refusal_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the training harmful seeds paired with a refusal-and-redirect text.",
+    )
+    answer_tokens: int = Field(
+        40, gt=0, description="Length cap of the model's own greedy answers to benign seeds."
+    )
 
 
 class RunConfig(Section):
     """One advgame run: both players, the loss, the EMA, judges, data and bookkeeping."""
 
     name: str = Field("advgame", description="Run name, used for the output directory.")
-    output_dir: str = Field("runs", description="Parent directory of run outputs (relative to the working directory).")
+    output_dir: str = Field(
+        "runs", description="Parent directory of run outputs (relative to the working directory)."
+    )
     seed: int = Field(0, description="Global random seed.")
     attacker: ModelConfig = Field(description="The Attacker player's model.")
     defender: ModelConfig = Field(description="The Defender player's model.")
-    attacker_sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Attacker decoding.")
-    defender_sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Defender decoding.")
+    attacker_sampling: SamplingConfig = Field(
+        default_factory=SamplingConfig, description="Attacker decoding."
+    )
+    defender_sampling: SamplingConfig = Field(
+        default_factory=SamplingConfig, description="Defender decoding."
+    )
     optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser of each player.")
     loss: LossConfig = Field(default_factory=LossConfig, description="Training loss.")
     ema: EMAConfig = Field(default_factory=EMAConfig, description="EMA / mirror-descent settings.")
@@ -462,7 +577,9 @@ class RunConfig(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Checkpointing.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Run length.")
-    warm_start: WarmStartConfig = Field(default_factory=WarmStartConfig, description="Defender warm start (off by default).")
+    warm_start: WarmStartConfig = Field(
+        default_factory=WarmStartConfig, description="Defender warm start (off by default)."
+    )
     shared_base: bool = Field(
         False,
         description=(
@@ -474,7 +591,9 @@ class RunConfig(Section):
     def _policy_judges(self, roles: tuple[str, ...]) -> list[tuple[str, str]]:
         """(role, player) for each of `roles` whose judge is one of the players itself."""
         judges = [(role, self.judges.for_role(role)) for role in roles]
-        return [(role, j.model) for role, j in judges if j.kind == "model" and j.model in ("attacker", "defender")]
+        return [
+            (role, j.model) for role, j in judges if j.kind == "model" and j.model in ("attacker", "defender")
+        ]
 
     @model_validator(mode="after")
     def _overlap_needs_separate_judges(self) -> RunConfig:
@@ -499,7 +618,9 @@ class RunConfig(Section):
         if self.train.sharding.strategy != "fsdp":
             return self
         if self.shared_base:
-            raise ValueError("train.sharding.strategy=fsdp does not support shared_base=true; use one of them")
+            raise ValueError(
+                "train.sharding.strategy=fsdp does not support shared_base=true; use one of them"
+            )
         if found := self._policy_judges(("faithfulness", "defender", "attacker")):
             role, player = found[0]
             raise ValueError(
@@ -526,5 +647,7 @@ class RunConfig(Section):
                 raise ValueError(f"shared_base needs {role}.finetune='lora'")
         for key in ("path", "revision", "dtype", "compute_dtype", "device", "gradient_checkpointing"):
             if getattr(self.attacker, key) != getattr(self.defender, key):
-                raise ValueError(f"shared_base needs the same {key} for attacker and defender (one base model)")
+                raise ValueError(
+                    f"shared_base needs the same {key} for attacker and defender (one base model)"
+                )
         return self

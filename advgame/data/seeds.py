@@ -254,8 +254,10 @@ def _to_seeds(rows: list[tuple[int, dict[str, Any]]], category: str, origin: str
             ident = str(row["id"]) if row.get("id") not in (None, "") else f"{lineno}"
             seeds.append(SeedPrompt(text=text, category=category, source=origin, id=ident))
     other = len(rows) - counts[category]
-    report = (f"{origin}: {len(rows)} rows read, {len(seeds)} {category} prompts kept; dropped {empty} empty and "
-              f"{duplicates} duplicate {category} prompt(s); {other} row(s) of the other class")
+    report = (
+        f"{origin}: {len(rows)} rows read, {len(seeds)} {category} prompts kept; dropped {empty} empty and "
+        f"{duplicates} duplicate {category} prompt(s); {other} row(s) of the other class"
+    )
     log.log(logging.WARNING if empty or duplicates else logging.INFO, report)
     if not seeds:
         found = ", ".join(f"{counts[c]} {c}" for c in CATEGORIES) + (

@@ -53,8 +53,10 @@ def read_table(text: str, delimiter: str = ",") -> tuple[list[str], list[tuple[i
         except StopIteration:
             break
         except csv.Error as err:
-            raise TableError(f"malformed {kind} in the record starting on line {start} (read up to line "
-                             f"{reader.line_num}): {err}; a stray or unbalanced quote?") from None
+            raise TableError(
+                f"malformed {kind} in the record starting on line {start} (read up to line "
+                f"{reader.line_num}): {err}; a stray or unbalanced quote?"
+            ) from None
         end = reader.line_num
         if fields and any(f.strip() for f in fields):
             if len(fields) > ncols or (len(fields) < ncols and end > start):
@@ -85,12 +87,14 @@ def _check_multiline(header: list[str], rows: list[tuple[int, list[str], int]], 
                 if whole >= 3 and 2 * whole > len(inner):
                     raise TableError(
                         f"line {line}: the quoted field '{header[col]}' runs over lines {line}-{end} and holds "
-                        f"{whole} lines that look like whole rows: a stray or unbalanced quote?")
+                        f"{whole} lines that look like whole rows: a stray or unbalanced quote?"
+                    )
             if len(value) > OUTLIER_MIN_CHARS and len(value) > OUTLIER_FACTOR * max(medians[col], 1):
                 raise TableError(
                     f"line {line}: the field '{header[col]}' runs over lines {line}-{end} and is {len(value)} "
                     f"characters, far longer than the rest of its column (median {medians[col]:.0f}): a stray "
-                    "or unbalanced quote?")
+                    "or unbalanced quote?"
+                )
 
 
 def _fields_of(line: str, delimiter: str) -> int:

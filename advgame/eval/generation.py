@@ -45,8 +45,10 @@ def answer_items(
     seen: set[str] = set()
     for item in items:
         if item.id in seen:
-            raise ValueError(f"{label or 'benchmark'}: item id {item.id!r} appears twice in its data; ids must be "
-                             "unique (remove the duplicate row)")
+            raise ValueError(
+                f"{label or 'benchmark'}: item id {item.id!r} appears twice in its data; ids must be "
+                "unique (remove the duplicate row)"
+            )
         seen.add(item.id)
     todo = [i for i in items if cache.get(i.id) is None]
     results: dict[str, dict] = {i.id: cache.get(i.id) for i in items if cache.get(i.id) is not None}
@@ -55,13 +57,16 @@ def answer_items(
     with Progress(*columns, disable=not show_progress or not todo, transient=True) as progress:
         task = progress.add_task(f"answering {label}", total=len(items), completed=len(items) - len(todo))
         for start in range(0, len(todo), sampling.batch_size):
-            batch = todo[start:start + sampling.batch_size]
+            batch = todo[start : start + sampling.batch_size]
             if stop_after is not None:
                 batch = batch[: max(0, stop_after - done_new)]
                 if not batch:
                     raise StopAfter(f"stopped after {done_new} new answers")
-            outs = backend.generate([[{"role": "user", "content": i.prompt}] for i in batch], sampling,
-                                    seed=_seed(batch[0].id, seed))
+            outs = backend.generate(
+                [[{"role": "user", "content": i.prompt}] for i in batch],
+                sampling,
+                seed=_seed(batch[0].id, seed),
+            )
             records = []
             for item, out in zip(batch, outs, strict=True):
                 rec = {"key": item.id, "response": out.text, "truncated": out.truncated, "error": out.error}

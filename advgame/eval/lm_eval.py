@@ -46,8 +46,13 @@ def _lm(target, batch_size: int, max_new_tokens: int):
     if isinstance(target.backend, HFBackend):
         from lm_eval.models.huggingface import HFLM
 
-        return HFLM(pretrained=target.backend.model, tokenizer=target.backend.tokenizer, batch_size=batch_size,
-                    max_length=None, max_gen_toks=max_new_tokens)
+        return HFLM(
+            pretrained=target.backend.model,
+            tokenizer=target.backend.tokenizer,
+            batch_size=batch_size,
+            max_length=None,
+            max_gen_toks=max_new_tokens,
+        )
     from lm_eval.api.registry import get_model
 
     backend = target.backend
@@ -68,15 +73,25 @@ def evaluate_lm_eval(spec, target, benchmark: Benchmark) -> dict:
         if data_file:
             task_name = _local_task(task, Path(data_file), Path(tmp), Path(lm_eval.__file__).parent)
             manager = TaskManager(include_path=tmp)
-            source = {"id": f"file:{Path(data_file).name}", "revision": None, "sha256": sha256_file(Path(data_file))}
+            source = {
+                "id": f"file:{Path(data_file).name}",
+                "revision": None,
+                "sha256": sha256_file(Path(data_file)),
+            }
         else:
             task_name, manager = task, TaskManager()
             source = {"id": f"lm-eval:{task}", "revision": None, "sha256": None}
         try:
             out = lm_eval.simple_evaluate(
-                model=_lm(target, spec.sampling.batch_size, spec.sampling.max_new_tokens), tasks=[task_name],
-                task_manager=manager, limit=spec.limit, random_seed=spec.seed, numpy_random_seed=spec.seed,
-                torch_random_seed=spec.seed, apply_chat_template=True, gen_kwargs=gen_kwargs,
+                model=_lm(target, spec.sampling.batch_size, spec.sampling.max_new_tokens),
+                tasks=[task_name],
+                task_manager=manager,
+                limit=spec.limit,
+                random_seed=spec.seed,
+                numpy_random_seed=spec.seed,
+                torch_random_seed=spec.seed,
+                apply_chat_template=True,
+                gen_kwargs=gen_kwargs,
             )
         except (ConnectionError, OSError, ValueError) as err:
             if data_file:
@@ -94,11 +109,24 @@ def evaluate_lm_eval(spec, target, benchmark: Benchmark) -> dict:
     if isinstance(stderr, (int, float)):
         ci = [max(0.0, value - 1.96 * stderr), min(1.0, value + 1.96 * stderr)]
     result = {
-        "kind": "eval", "advgame_version": __version__, "model": target.name, "benchmark": benchmark.name,
-        "axis": benchmark.axis, "metric": benchmark.metric, "higher_is_better": True,
-        "classifier": f"lm-eval:{task}@{getattr(lm_eval, '__version__', '?')}", "decoding": {"lm_eval": "task default", "max_gen_toks": cap},
-        "source": source, "n": n, "n_decided": n, "n_undecided": 0, "value": float(value), "ci95": ci,
-        "by_category": {}, "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "lm_eval_metric": metric,
+        "kind": "eval",
+        "advgame_version": __version__,
+        "model": target.name,
+        "benchmark": benchmark.name,
+        "axis": benchmark.axis,
+        "metric": benchmark.metric,
+        "higher_is_better": True,
+        "classifier": f"lm-eval:{task}@{getattr(lm_eval, '__version__', '?')}",
+        "decoding": {"lm_eval": "task default", "max_gen_toks": cap},
+        "source": source,
+        "n": n,
+        "n_decided": n,
+        "n_undecided": 0,
+        "value": float(value),
+        "ci95": ci,
+        "by_category": {},
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lm_eval_metric": metric,
         "limit": spec.limit,
     }
     write_json_atomic(spec.output_dir / result_filename(result), result)

@@ -16,8 +16,17 @@ def slug(text: str) -> str:
 
 
 def eval_result(
-    *, model: str, benchmark, classifier: str, decoding: dict, source: dict, outcomes: list, categories: list,
-    seed: int = 0, resamples: int = 2000, extra: dict | None = None,
+    *,
+    model: str,
+    benchmark,
+    classifier: str,
+    decoding: dict,
+    source: dict,
+    outcomes: list,
+    categories: list,
+    seed: int = 0,
+    resamples: int = 2000,
+    extra: dict | None = None,
 ) -> dict:
     """One result dict: value and 95% bootstrap CI over decided items, per-category breakdown, undecided."""
     overall = summarise(outcomes, resamples=resamples, seed=seed)
@@ -56,8 +65,17 @@ _HEADERS = ("model", "benchmark", "axis", "metric", "classifier", "n", "undecide
 
 def _row(r: dict) -> list[str]:
     arrow = "↑" if r["higher_is_better"] else "↓"
-    return [r["model"], r["benchmark"], r["axis"], f"{r['metric']} {arrow}", r["classifier"], str(r["n"]),
-            str(r["n_undecided"]), _fmt(r["value"]), _ci(r["ci95"])]
+    return [
+        r["model"],
+        r["benchmark"],
+        r["axis"],
+        f"{r['metric']} {arrow}",
+        r["classifier"],
+        str(r["n"]),
+        str(r["n_undecided"]),
+        _fmt(r["value"]),
+        _ci(r["ci95"]),
+    ]
 
 
 def rich_table(results: list[dict]) -> Table:
@@ -69,8 +87,16 @@ def rich_table(results: list[dict]) -> Table:
     return table
 
 
-_DISAGREE_HEADERS = ("benchmark", "string matcher", "other classifier", "both decided", "disagree", "rate",
-                     "string only", "other only")
+_DISAGREE_HEADERS = (
+    "benchmark",
+    "string matcher",
+    "other classifier",
+    "both decided",
+    "disagree",
+    "rate",
+    "string only",
+    "other only",
+)
 
 
 def disagreement_rows(results: list[dict]) -> list[list[str]]:
@@ -80,8 +106,18 @@ def disagreement_rows(results: list[dict]) -> list[list[str]]:
         if r["classifier"].split("@")[0] != "refusal-string":
             continue
         for other, d in sorted((r.get("refusal_disagreement") or {}).items()):
-            rows.append([r["benchmark"], r["classifier"], other, str(d["n"]), str(d["disagree"]), _fmt(d["rate"]),
-                         str(d["string_only"]), str(d["other_only"])])
+            rows.append(
+                [
+                    r["benchmark"],
+                    r["classifier"],
+                    other,
+                    str(d["n"]),
+                    str(d["disagree"]),
+                    _fmt(d["rate"]),
+                    str(d["string_only"]),
+                    str(d["other_only"]),
+                ]
+            )
     return rows
 
 
@@ -102,7 +138,12 @@ def markdown_table(results: list[dict]) -> str:
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _row(r)) + " |" for r in results]
     rows = disagreement_rows(results)
     if rows:
-        lines += ["", "Refusal verdicts, string matcher vs model classifier (items both decided):", "",
-                  "| " + " | ".join(_DISAGREE_HEADERS) + " |", "|" + "---|" * len(_DISAGREE_HEADERS)]
+        lines += [
+            "",
+            "Refusal verdicts, string matcher vs model classifier (items both decided):",
+            "",
+            "| " + " | ".join(_DISAGREE_HEADERS) + " |",
+            "|" + "---|" * len(_DISAGREE_HEADERS),
+        ]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

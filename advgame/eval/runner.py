@@ -57,7 +57,9 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def classify_cached(classifier: Classifier, cache: JsonlCache, items: list[EvalItem], answers: dict) -> list[Verdict | None]:
+def classify_cached(
+    classifier: Classifier, cache: JsonlCache, items: list[EvalItem], answers: dict
+) -> list[Verdict | None]:
     """Verdicts per item (None when the answer itself failed); only uncached (item, answer) pairs are judged."""
     keyed = []
     for item in items:
@@ -65,13 +67,21 @@ def classify_cached(classifier: Classifier, cache: JsonlCache, items: list[EvalI
         keyed.append(None if ans is None or ans.get("error") else f"{item.id}:{_hash(ans['response'])}")
     todo = [(item, key) for item, key in zip(items, keyed, strict=True) if key and cache.get(key) is None]
     if todo:
-        verdicts = classifier.classify([
-            ClassifyItem(i.prompt, answers[i.id]["response"], behavior=i.behavior, context=i.context) for i, _ in todo
-        ])
+        verdicts = classifier.classify(
+            [
+                ClassifyItem(i.prompt, answers[i.id]["response"], behavior=i.behavior, context=i.context)
+                for i, _ in todo
+            ]
+        )
         fresh = dict(zip((key for _, key in todo), verdicts, strict=True))
         # a failed call (timeout, http_500, ...) is not cached: the next run asks again
-        cache.add([{"key": key, "refused": v.refused, "harmful": v.harmful, "error": v.error, "raw": v.raw}
-                   for key, v in fresh.items() if v.error in STABLE_ERRORS])
+        cache.add(
+            [
+                {"key": key, "refused": v.refused, "harmful": v.harmful, "error": v.error, "raw": v.raw}
+                for key, v in fresh.items()
+                if v.error in STABLE_ERRORS
+            ]
+        )
     else:
         fresh = {}
     out = []
@@ -102,13 +112,19 @@ def refusal_disagreement(by_classifier: dict[str, list[Verdict | None]]) -> dict
     refusals on this benchmark. Counts are over items both decided: n, disagree, rate (None when n is 0),
     string_only (the string matcher says refused, the other not) and other_only."""
     strings = [c for c in by_classifier if c.split("@")[0] == STRING_CLASSIFIER]
-    others = [c for c in by_classifier if c.split("@")[0] != STRING_CLASSIFIER
-              and any(_refused(v) is not None for v in by_classifier[c])]
+    others = [
+        c
+        for c in by_classifier
+        if c.split("@")[0] != STRING_CLASSIFIER and any(_refused(v) is not None for v in by_classifier[c])
+    ]
     out: dict[str, dict[str, dict]] = {}
     for s in strings:
         for o in others:
-            pairs = [(a, b) for a, b in zip(map(_refused, by_classifier[s]), map(_refused, by_classifier[o]), strict=True)
-                     if a is not None and b is not None]
+            pairs = [
+                (a, b)
+                for a, b in zip(map(_refused, by_classifier[s]), map(_refused, by_classifier[o]), strict=True)
+                if a is not None and b is not None
+            ]
             string_only = sum(1 for a, b in pairs if a and not b)
             other_only = sum(1 for a, b in pairs if b and not a)
             n, k = len(pairs), string_only + other_only
@@ -119,19 +135,35 @@ def refusal_disagreement(by_classifier: dict[str, list[Verdict | None]]) -> dict
 
 
 def evaluate_generated(
-    spec: EvalSpec, target: Target, benchmark: Benchmark, classifiers: list[Classifier], stop_after: int | None = None
+    spec: EvalSpec,
+    target: Target,
+    benchmark: Benchmark,
+    classifiers: list[Classifier],
+    stop_after: int | None = None,
 ) -> list[dict]:
     items, source = benchmark.load(spec.data_files.get(benchmark.name), spec.limit, spec.data_files)
     decoding = decoding_record(spec.sampling)
-    answers_cache = JsonlCache(spec.output_dir / "answers" / f"{slug(benchmark.name)}.jsonl",
-                               fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}))
-    answers = answer_items(target.backend, items, spec.sampling, answers_cache, seed=spec.seed, label=benchmark.name,
-                           stop_after=stop_after, show_progress=spec.show_progress)
+    answers_cache = JsonlCache(
+        spec.output_dir / "answers" / f"{slug(benchmark.name)}.jsonl",
+        fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}),
+    )
+    answers = answer_items(
+        target.backend,
+        items,
+        spec.sampling,
+        answers_cache,
+        seed=spec.seed,
+        label=benchmark.name,
+        stop_after=stop_after,
+        show_progress=spec.show_progress,
+    )
     by_classifier: dict[str, list[Verdict | None]] = {}
     for clf in classifiers:
         cid = classifier_id(clf)
-        vcache = JsonlCache(spec.output_dir / "verdicts" / f"{slug(benchmark.name)}__{slug(cid)}.jsonl",
-                            fingerprint({"classifier": cid}))
+        vcache = JsonlCache(
+            spec.output_dir / "verdicts" / f"{slug(benchmark.name)}__{slug(cid)}.jsonl",
+            fingerprint({"classifier": cid}),
+        )
         by_classifier[cid] = classify_cached(clf, vcache, items, answers)
     disagreement = refusal_disagreement(by_classifier)
     results = []
@@ -143,8 +175,15 @@ def evaluate_generated(
         if cid in disagreement:
             extra["refusal_disagreement"] = disagreement[cid]
         result = eval_result(
-            model=target.name, benchmark=benchmark, classifier=cid, decoding=decoding, source=source,
-            outcomes=outcomes, categories=[i.category for i in items], seed=spec.seed, resamples=spec.resamples,
+            model=target.name,
+            benchmark=benchmark,
+            classifier=cid,
+            decoding=decoding,
+            source=source,
+            outcomes=outcomes,
+            categories=[i.category for i in items],
+            seed=spec.seed,
+            resamples=spec.resamples,
             extra=extra,
         )
         write_json_atomic(spec.output_dir / result_filename(result), result)

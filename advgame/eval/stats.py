@@ -16,7 +16,11 @@ DEFAULT_RESAMPLES = 2000
 
 
 def bootstrap_ci(
-    outcomes: Sequence[bool | float], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95
+    outcomes: Sequence[bool | float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the mean of `outcomes` (None when there are none)."""
     values = np.asarray(outcomes, dtype=float)
@@ -29,7 +33,9 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
-def summarise(outcomes: Sequence[bool | float | None], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict:
+def summarise(
+    outcomes: Sequence[bool | float | None], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> dict:
     """{"n", "n_decided", "n_undecided", "value", "ci95"} of outcomes (None = undecided)."""
     decided = [float(o) for o in outcomes if o is not None]
     value = sum(decided) / len(decided) if decided else None

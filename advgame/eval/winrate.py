@@ -31,24 +31,47 @@ def evaluate_win_rate(spec, target, benchmark: Benchmark, judge, stop_after: int
         path, _ = resolve(benchmark.name, benchmark.sources, spec.data_files.get(benchmark.name))
         baseline, baseline_name = baseline_from_items_file(path), "reference answers of the items file"
         if not baseline:
-            raise DataFileError(f"{benchmark.name}: pass --baseline-answers {benchmark.name}=PATH (JSONL with id, output)")
+            raise DataFileError(
+                f"{benchmark.name}: pass --baseline-answers {benchmark.name}=PATH (JSONL with id, output)"
+            )
     decoding = spec.sampling.model_dump()
-    cache = JsonlCache(spec.output_dir / "answers" / f"{slug(benchmark.name)}.jsonl",
-                       fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}))
-    answers = answer_items(target.backend, items, spec.sampling, cache, seed=spec.seed, label=benchmark.name,
-                           stop_after=stop_after, show_progress=spec.show_progress)
+    cache = JsonlCache(
+        spec.output_dir / "answers" / f"{slug(benchmark.name)}.jsonl",
+        fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}),
+    )
+    answers = answer_items(
+        target.backend,
+        items,
+        spec.sampling,
+        cache,
+        seed=spec.seed,
+        label=benchmark.name,
+        stop_after=stop_after,
+        show_progress=spec.show_progress,
+    )
     judged = [i for i in items if not answers[i.id].get("error") and i.id in baseline]
-    scores = judge.score_pairs([PairItem("compliance", i.prompt, answers[i.id]["response"], baseline[i.id])
-                                for i in judged])
+    scores = judge.score_pairs(
+        [PairItem("compliance", i.prompt, answers[i.id]["response"], baseline[i.id]) for i in judged]
+    )
     by_id = {}
     for item, s in zip(judged, scores, strict=True):
         by_id[item.id] = None if s is None else (1.0 if s[0] > s[1] else 0.0 if s[0] < s[1] else 0.5)
     outcomes = [by_id.get(i.id) for i in items]
     result = eval_result(
-        model=target.name, benchmark=benchmark, classifier=f"pairwise:{judge.name}", decoding=decoding, source=source,
-        outcomes=outcomes, categories=[i.category for i in items], seed=spec.seed, resamples=spec.resamples,
-        extra={"baseline": baseline_name, "n_missing_baseline": sum(1 for i in items if i.id not in baseline),
-               "limit": spec.limit},
+        model=target.name,
+        benchmark=benchmark,
+        classifier=f"pairwise:{judge.name}",
+        decoding=decoding,
+        source=source,
+        outcomes=outcomes,
+        categories=[i.category for i in items],
+        seed=spec.seed,
+        resamples=spec.resamples,
+        extra={
+            "baseline": baseline_name,
+            "n_missing_baseline": sum(1 for i in items if i.id not in baseline),
+            "limit": spec.limit,
+        },
     )
     write_json_atomic(spec.output_dir / result_filename(result), result)
     return result

@@ -59,7 +59,9 @@ _FORMAT = {
 _TAGS = r"</?\s*(?:think|prompt)\s*>"
 _BODY = rf"((?:(?!{_TAGS}).)*)"  # any text that contains no think/prompt tag
 _PATTERNS = {
-    "think": re.compile(rf"\A\s*<think>{_BODY}</think>\s*<prompt>{_BODY}</prompt>\s*\Z", re.DOTALL | re.IGNORECASE),
+    "think": re.compile(
+        rf"\A\s*<think>{_BODY}</think>\s*<prompt>{_BODY}</prompt>\s*\Z", re.DOTALL | re.IGNORECASE
+    ),
     "nothink": re.compile(rf"\A\s*<prompt>{_BODY}</prompt>\s*\Z", re.DOTALL | re.IGNORECASE),
 }
 

@@ -54,14 +54,20 @@ def attack(
     if direct_seeds:
         for node in tree:
             as_written = Completion(prompt_ids=[], token_ids=[], text=node.seed.text, truncated=False)
-            node.rewrites.append(Rewrite(as_written, ParsedRewrite(node.seed.text, ""), RewriteStatus.OK, direct=True))
+            node.rewrites.append(
+                Rewrite(as_written, ParsedRewrite(node.seed.text, ""), RewriteStatus.OK, direct=True)
+            )
     return tree
 
 
 def gate_faithfulness(tree: list[SeedNode], judge: Judge) -> None:
     """Step 2: unfaithful rewrites are marked (reward −1) and never reach the Defender."""
-    todo = [(node, r) for node in tree for r in node.rewrites if r.status == RewriteStatus.OK and not r.direct]
-    verdicts = judge.faithful([FaithItem(seed=n.seed.text, prompt=r.prompt, category=n.category) for n, r in todo])
+    todo = [
+        (node, r) for node in tree for r in node.rewrites if r.status == RewriteStatus.OK and not r.direct
+    ]
+    verdicts = judge.faithful(
+        [FaithItem(seed=n.seed.text, prompt=r.prompt, category=n.category) for n, r in todo]
+    )
     for (_, rewrite), verdict in zip(todo, verdicts, strict=True):
         if verdict is None:
             rewrite.status = RewriteStatus.FAITH_JUDGE_FAILED
@@ -85,7 +91,11 @@ def defend(
     todo = [r for r in rewrites(tree) if r.status == RewriteStatus.OK]
     with defender.sampling_weights():
         outs = defender.backend.generate(
-            [r.prompt for r in todo], sampling, num_samples=num_samples, seed=seed, return_logprobs=return_logprobs
+            [r.prompt for r in todo],
+            sampling,
+            num_samples=num_samples,
+            seed=seed,
+            return_logprobs=return_logprobs,
         )
     for i, completion in enumerate(outs):
         status = AnswerStatus.TRUNCATED if completion.truncated and penalize_truncated else AnswerStatus.OK

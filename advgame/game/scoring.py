@@ -92,8 +92,11 @@ def select_answers(tree: list[SeedNode], optimistic: bool) -> None:
     for rewrite in rewrites(tree):
         if rewrite.status != RewriteStatus.OK:
             continue
-        judged = [(a.score, -i) for i, a in enumerate(rewrite.answers)
-                  if a.status == AnswerStatus.OK and a.score is not None]
+        judged = [
+            (a.score, -i)
+            for i, a in enumerate(rewrite.answers)
+            if a.status == AnswerStatus.OK and a.score is not None
+        ]
         if optimistic:
             rewrite.selected = -max(judged)[1] if judged else None
         else:

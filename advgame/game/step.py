@@ -68,7 +68,9 @@ def derive_seed(*parts: object) -> int:
 
 def trained_roles(cfg: RunConfig, step: int) -> tuple[str, ...]:
     """Which roles update at `step` (sequential play alternates phases of `phase_steps` steps)."""
-    roles = [r for r, on in (("attacker", cfg.game.train_attacker), ("defender", cfg.game.train_defender)) if on]
+    roles = [
+        r for r, on in (("attacker", cfg.game.train_attacker), ("defender", cfg.game.train_defender)) if on
+    ]
     if cfg.game.mode == "sequential":
         phase = "attacker" if (step // cfg.game.phase_steps) % 2 == 0 else "defender"
         roles = [r for r in roles if r == phase]
@@ -80,14 +82,18 @@ def uses_sampler_logprobs(cfg: RunConfig) -> bool:
     return cfg.loss.type == "grpo" and cfg.loss.is_cap is not None and not cfg.ema.sample_from_ema
 
 
-def play_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter) -> list[SeedNode]:
+def play_split(
+    game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter
+) -> list[SeedNode]:
     """Steps 1-5: grow and score the rollout tree of one split."""
     tree = generate_split(game, seeds, step, split, timings)
     judge_split(game, tree, timings)
     return tree
 
 
-def generate_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter) -> list[SeedNode]:
+def generate_split(
+    game: Game, seeds: list[SeedPrompt], step: int, split: str, timings: Counter
+) -> list[SeedNode]:
     """Steps 1-3: rewrites, the faithfulness gate, the Defender's answers."""
     cfg, g = game.cfg, game.cfg.game
     rank = distributed.info()
@@ -96,8 +102,13 @@ def generate_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, t
 
     t = time.perf_counter()
     tree = rollout.attack(
-        seeds, game.attacker, cfg.attacker_sampling, num_samples=g.num_attacker_samples, fmt=g.attacker_format,
-        seed=derive_seed(cfg.seed, step, split, "attacker", *shard_tag), return_logprobs=want_logprobs,
+        seeds,
+        game.attacker,
+        cfg.attacker_sampling,
+        num_samples=g.num_attacker_samples,
+        fmt=g.attacker_format,
+        seed=derive_seed(cfg.seed, step, split, "attacker", *shard_tag),
+        return_logprobs=want_logprobs,
         direct_seeds=g.direct_seeds,
     )
     timings["attacker_generation"] += _lap(t)
@@ -108,8 +119,12 @@ def generate_split(game: Game, seeds: list[SeedPrompt], step: int, split: str, t
 
     t = time.perf_counter()
     rollout.defend(
-        tree, game.defender, cfg.defender_sampling, num_samples=g.num_defender_samples,
-        seed=derive_seed(cfg.seed, step, split, "defender", *shard_tag), return_logprobs=want_logprobs,
+        tree,
+        game.defender,
+        cfg.defender_sampling,
+        num_samples=g.num_defender_samples,
+        seed=derive_seed(cfg.seed, step, split, "defender", *shard_tag),
+        return_logprobs=want_logprobs,
         penalize_truncated=g.penalize_truncated_answers,
     )
     timings["defender_generation"] += _lap(t)
@@ -130,7 +145,9 @@ def _lap(start: float) -> float:
     return time.perf_counter() - start
 
 
-def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...], control_seed: int = 0) -> dict[str, float]:
+def update_players(
+    game: Game, tree: list[SeedNode], roles: tuple[str, ...], control_seed: int = 0
+) -> dict[str, float]:
     """Step 6: backpropagate each trained role's loss, then one optimiser step per distinct player. In a control
     run (game.control=random_preferences) each group's rewards are shuffled first, seeded by `control_seed`."""
     cfg = game.cfg
@@ -140,8 +157,14 @@ def update_players(game: Game, tree: list[SeedNode], roles: tuple[str, ...], con
     for role in roles:
         player = game.attacker if role == "attacker" else game.defender
         if cfg.loss.type == "grpo":
-            batch = signals.attacker_rollouts(tree, rng) if role == "attacker" else signals.defender_rollouts(tree, rng)
-            stats = update.grpo_backward(player, batch, cfg.loss, cfg.train.microbatch_size, uses_sampler_logprobs(cfg))
+            batch = (
+                signals.attacker_rollouts(tree, rng)
+                if role == "attacker"
+                else signals.defender_rollouts(tree, rng)
+            )
+            stats = update.grpo_backward(
+                player, batch, cfg.loss, cfg.train.microbatch_size, uses_sampler_logprobs(cfg)
+            )
         else:
             pairs = signals.attacker_pairs if role == "attacker" else signals.defender_pairs
             batch = pairs(tree, rng, cfg.loss.clip_rejected_on_truncation, cfg.loss.min_reward_gap)
@@ -208,15 +231,16 @@ def game_step(
     return metrics, trees
 
 
-def played_splits(game: Game, batches: dict[str, list[SeedPrompt]], step: int,
-                  timings: Counter) -> Iterator[tuple[str, list[SeedNode]]]:
+def played_splits(
+    game: Game, batches: dict[str, list[SeedPrompt]], step: int, timings: Counter
+) -> Iterator[tuple[str, list[SeedNode]]]:
     """Steps 1-5 of each split, handed over (split, tree) for its update, in the order the config asks:
 
-        default                        harmful played, harmful update, benign played, benign update
-        split_sampling_weights:        both splits played (the authors' order), then both updates
-          step_start
-        overlap_judges                 harmful generated; harmful judged in a thread while benign generates;
-                                       harmful update; benign judged; benign update
+    default                        harmful played, harmful update, benign played, benign update
+    split_sampling_weights:        both splits played (the authors' order), then both updates
+      step_start
+    overlap_judges                 harmful generated; harmful judged in a thread while benign generates;
+                                   harmful update; benign judged; benign update
     """
     g = game.cfg.game
     if g.overlap_judges:
@@ -232,8 +256,9 @@ def played_splits(game: Game, batches: dict[str, list[SeedPrompt]], step: int,
             yield split, play_split(game, batches[split], step, split, timings)
 
 
-def _generate_while_judging(game: Game, tree: list[SeedNode], seeds: list[SeedPrompt], step: int, split: str,
-                            timings: Counter) -> list[SeedNode]:
+def _generate_while_judging(
+    game: Game, tree: list[SeedNode], seeds: list[SeedPrompt], step: int, split: str, timings: Counter
+) -> list[SeedNode]:
     """Steps 1-3 of `split` while `tree` (the previous split) is judged (4-5) in a thread."""
     judge_timings: Counter = Counter()
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -244,8 +269,9 @@ def _generate_while_judging(game: Game, tree: list[SeedNode], seeds: list[SeedPr
     return next_tree
 
 
-def _update_split(game: Game, tree: list[SeedNode], roles: tuple[str, ...], step: int, split: str,
-                  timings: Counter) -> dict[str, float]:
+def _update_split(
+    game: Game, tree: list[SeedNode], roles: tuple[str, ...], step: int, split: str, timings: Counter
+) -> dict[str, float]:
     """Step 6 for one split: engines with sleep mode hand their GPU memory to the update first."""
     for player in game.players():
         if player.engine_sync is not None:
@@ -277,8 +303,9 @@ def _advance_schedule(player: Player) -> None:
 
 def _engine_sync_counts(game: Game) -> dict[str, tuple[int, float]]:
     """Per player with an external engine: syncs so far and their total seconds."""
-    return {p.name: (p.engine_sync.count, p.engine_sync.total_seconds) for p in game.players()
-            if p.engine_sync}
+    return {
+        p.name: (p.engine_sync.count, p.engine_sync.total_seconds) for p in game.players() if p.engine_sync
+    }
 
 
 def _engine_sync_metrics(game: Game, before: dict[str, tuple[int, float]], timings: Counter) -> dict:

@@ -125,7 +125,12 @@ def tree_records(tree: list[SeedNode], step: int, split: str) -> list[dict[str, 
                     "reward": r.reward,
                     "selected": r.selected,
                     "answers": [
-                        {"text": a.completion.text, "status": a.status.value, "score": a.score, "reward": a.reward}
+                        {
+                            "text": a.completion.text,
+                            "status": a.status.value,
+                            "score": a.score,
+                            "reward": a.reward,
+                        }
                         for a in r.answers
                     ],
                 }

@@ -91,8 +91,17 @@ def grpo_backward(
         mb_adv = torch.stack([a for _, a in mb]).to(pol.tokens.device)
         mu, rows = _sampler_logprobs(mb, pol, weighted) if use_sampler_logprobs else (None, None)
         # −Σ_i Σ_t [min(π_θ/μ, cap)·Â_i·π_θ/sg(π_θ) − β·k3(π_θ‖π_ref)]   (losses/grpo.py; token sums)
-        out = grpo_loss(pol.tokens, pol.mask, mb_adv, beta=cfg.beta, sampler_logprobs=mu, sampler_rows=rows,
-                        ref_logprobs=ref.tokens, is_cap=cfg.is_cap, reduction="sum")
+        out = grpo_loss(
+            pol.tokens,
+            pol.mask,
+            mb_adv,
+            beta=cfg.beta,
+            sampler_logprobs=mu,
+            sampler_rows=rows,
+            ref_logprobs=ref.tokens,
+            is_cap=cfg.is_cap,
+            reduction="sum",
+        )
         sums["kl"] += out.kl.item() * len(mb)
         n = out.weighted_tokens.item()
         weighted.update(weight=out.importance_weight.item() * n, clipped=out.clipped_fraction.item() * n, n=n)
@@ -150,7 +159,7 @@ def backward_mean(
     total = global_sum(len(items))
     if total == 0:
         return LossStats(total=total)
-    batches = [items[start:start + microbatch] for start in range(0, len(items), microbatch)]
+    batches = [items[start : start + microbatch] for start in range(0, len(items), microbatch)]
     passes = _num_passes(player.model, len(batches))
     refs = _no_grad_passes(player, player.reference_weights(), batches, passes, logprobs)
     inits = _initial_passes(player, batches, passes, logprobs, refs)
@@ -187,7 +196,7 @@ def _global_advantages(rollouts: Sequence[Rollout], cfg: LossConfig) -> torch.Te
         all_rewards += r
         all_groups += [x + offset for x in g]
     adv, _ = grpo_advantages(all_rewards, all_groups, mode=cfg.advantage, scale=cfg.scale_advantage)
-    return adv[start:start + len(rollouts)]
+    return adv[start : start + len(rollouts)]
 
 
 def _num_passes(model: torch.nn.Module, local_batches: int) -> int:
@@ -239,8 +248,10 @@ def _diagnostics(sums: Counter, enabled: bool) -> dict[str, float]:
     tokens = global_sum(sums["tokens"])
     if tokens == 0:
         return {}
-    return {"log_ratio_initial": global_sum(sums["log_ratio"]) / tokens,
-            "nll_initial": global_sum(sums["nll"]) / tokens}
+    return {
+        "log_ratio_initial": global_sum(sums["log_ratio"]) / tokens,
+        "nll_initial": global_sum(sums["nll"]) / tokens,
+    }
 
 
 def all_reduce_grads(params: Sequence[torch.nn.Parameter], bucket_numel: int = 2**25) -> None:
@@ -255,7 +266,7 @@ def all_reduce_grads(params: Sequence[torch.nn.Parameter], bucket_numel: int = 2
         dist.all_reduce(flat)
         offset = 0
         for g in bucket:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
         bucket.clear()
 

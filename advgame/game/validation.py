@@ -61,10 +61,14 @@ def validate(
         nlls = initial_nll(defender, outs)
         if nlls is not None:
             valid_nll = [x for x in nlls if x is not None]
-            metrics[f"{category}/nll_initial"] = sum(valid_nll) / len(valid_nll) if valid_nll else float("nan")
+            metrics[f"{category}/nll_initial"] = (
+                sum(valid_nll) / len(valid_nll) if valid_nll else float("nan")
+            )
         scores: list[float | None] = [None] * len(items)
         if judge is not None:
-            groups = [Group(DEFENDER_RUBRIC[category], s.text, [t]) for s, t in zip(items, texts, strict=True)]
+            groups = [
+                Group(DEFENDER_RUBRIC[category], s.text, [t]) for s, t in zip(items, texts, strict=True)
+            ]
             scores = [g[0] for g in score_groups(judge, groups)]
             valid = [s for s in scores if s is not None]
             metrics[f"{category}/judge_score"] = sum(valid) / len(valid) if valid else float("nan")
@@ -80,11 +84,13 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     grams = []
     for text in texts:
         words = re.findall(r"[a-z0-9']+", text.lower())
-        grams += [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+        grams += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 1.0
 
 
-def initial_nll(player: Player, outs: Sequence[Completion], microbatch: int = 16) -> list[float | None] | None:
+def initial_nll(
+    player: Player, outs: Sequence[Completion], microbatch: int = 16
+) -> list[float | None] | None:
     """Per-token NLL of each completion under the player's initial weights θ₀ (None for an empty one); None
     when the player keeps no initial weights, or is sharded (its θ₀ cannot be swapped into gathered weights)."""
     if player.initial is None or player.is_sharded:
@@ -93,9 +99,13 @@ def initial_nll(player: Player, outs: Sequence[Completion], microbatch: int = 16
     out: list[float | None] = [None] * len(outs)
     with torch.no_grad(), player.initial.swapped_in(player.model):
         for start in range(0, len(scored), microbatch):
-            idx = scored[start:start + microbatch]
-            lp = completion_logprobs(player.model, [outs[i].prompt_ids for i in idx],
-                                     [outs[i].token_ids for i in idx], player.tokenizer.pad_token_id)
+            idx = scored[start : start + microbatch]
+            lp = completion_logprobs(
+                player.model,
+                [outs[i].prompt_ids for i in idx],
+                [outs[i].token_ids for i in idx],
+                player.tokenizer.pad_token_id,
+            )
             for i, total, length in zip(idx, lp.sum.tolist(), lp.lengths.tolist(), strict=True):
                 out[i] = -total / length
     return out
@@ -127,4 +137,8 @@ def summarise_validation(records: Sequence[dict], resamples: int = 2000, seed: i
 
 def _summary(values: Sequence[float | bool], resamples: int, seed: int) -> dict:
     ci = bootstrap_ci(values, resamples=resamples, seed=seed)
-    return {"value": sum(values) / len(values) if values else None, "ci95": list(ci) if ci else None, "n": len(values)}
+    return {
+        "value": sum(values) / len(values) if values else None,
+        "ci95": list(ci) if ci else None,
+        "n": len(values),
+    }

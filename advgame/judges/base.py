@@ -87,7 +87,11 @@ class JudgeStats:
         self.calls, self.failures = int(state["calls"]), Counter(state["failures"])
 
     def as_dict(self) -> dict[str, int]:
-        return {"calls": self.calls, "failures": self.num_failures, **{f"failed_{k}": v for k, v in self.failures.items()}}
+        return {
+            "calls": self.calls,
+            "failures": self.num_failures,
+            **{f"failed_{k}": v for k, v in self.failures.items()},
+        }
 
 
 _SINKS = threading.local()

@@ -1,9 +1,9 @@
 """Build a judge from its config: `build_judge(cfg, backend)`.
 
-    kind        judge
-    heuristic   HeuristicJudge (offline rules + WordLlama similarity)
-    openai      LLMJudge over OpenAIChatBackend(cfg.base_urls, cfg.model, cfg.api_key_env, ...)
-    model       LLMJudge over the backend the caller passes (e.g. an HFBackend on a loaded model)
+kind        judge
+heuristic   HeuristicJudge (offline rules + WordLlama similarity)
+openai      LLMJudge over OpenAIChatBackend(cfg.base_urls, cfg.model, cfg.api_key_env, ...)
+model       LLMJudge over the backend the caller passes (e.g. an HFBackend on a loaded model)
 
 """
 

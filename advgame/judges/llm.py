@@ -63,11 +63,15 @@ class LLMJudge:
 
     def score_pairs(self, items: Sequence[PairItem]) -> list[tuple[float, float] | None]:
         if not self.order_swap:
-            renders = [partial(rubrics.pairwise_prompt, i.rubric, i.query, i.response_a, i.response_b)
-                       for i in items]
+            renders = [
+                partial(rubrics.pairwise_prompt, i.rubric, i.query, i.response_a, i.response_b) for i in items
+            ]
             return [a.value for a in self.asker.ask(renders, parse_pair_scores)]
-        renders = [partial(rubrics.pairwise_prompt, i.rubric, i.query, a, b)
-                   for i in items for a, b in ((i.response_a, i.response_b), (i.response_b, i.response_a))]
+        renders = [
+            partial(rubrics.pairwise_prompt, i.rubric, i.query, a, b)
+            for i in items
+            for a, b in ((i.response_a, i.response_b), (i.response_b, i.response_a))
+        ]
         answers = self.asker.ask(renders, parse_pair_scores, count=False)
         return [self._swapped(ab, ba) for ab, ba in zip(answers[0::2], answers[1::2], strict=True)]
 

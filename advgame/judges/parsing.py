@@ -28,7 +28,7 @@ def verdict_part(text: str | None) -> str | None:
         return None
     closes = list(_THINK_CLOSE.finditer(text))
     if closes:
-        return text[closes[-1].end():]
+        return text[closes[-1].end() :]
     if _THINK_OPEN.search(text):
         return None
     return text

@@ -176,44 +176,50 @@ _FAITH_FORMAT = (
 def pairwise_prompt(rubric: Rubric, query: str, response_a: str, response_b: str, nonce: str) -> Messages:
     """Chat messages asking for two absolute 0-10 scores of two responses to one query."""
     _check_rubric(rubric)
-    return user_message([
-        _PAIR_INTRO,
-        RUBRIC_TEXT[rubric],
-        _COMMON,
-        _data_notice(["QUERY", "RESPONSE_A", "RESPONSE_B"], nonce),
-        fence("QUERY", query, nonce),
-        fence("RESPONSE_A", response_a, nonce),
-        fence("RESPONSE_B", response_b, nonce),
-        reminder(nonce),
-        _PAIR_FORMAT,
-    ])
+    return user_message(
+        [
+            _PAIR_INTRO,
+            RUBRIC_TEXT[rubric],
+            _COMMON,
+            _data_notice(["QUERY", "RESPONSE_A", "RESPONSE_B"], nonce),
+            fence("QUERY", query, nonce),
+            fence("RESPONSE_A", response_a, nonce),
+            fence("RESPONSE_B", response_b, nonce),
+            reminder(nonce),
+            _PAIR_FORMAT,
+        ]
+    )
 
 
 def pointwise_prompt(rubric: Rubric, query: str, response: str, nonce: str) -> Messages:
     """Chat messages asking for one absolute 0-10 score of one response to a query."""
     _check_rubric(rubric)
-    return user_message([
-        _POINT_INTRO,
-        RUBRIC_TEXT[rubric],
-        _COMMON,
-        _data_notice(["QUERY", "RESPONSE"], nonce),
-        fence("QUERY", query, nonce),
-        fence("RESPONSE", response, nonce),
-        reminder(nonce),
-        _POINT_FORMAT,
-    ])
+    return user_message(
+        [
+            _POINT_INTRO,
+            RUBRIC_TEXT[rubric],
+            _COMMON,
+            _data_notice(["QUERY", "RESPONSE"], nonce),
+            fence("QUERY", query, nonce),
+            fence("RESPONSE", response, nonce),
+            reminder(nonce),
+            _POINT_FORMAT,
+        ]
+    )
 
 
 def faithfulness_prompt(category: Category, seed: str, rewrite: str, nonce: str) -> Messages:
     """Chat messages asking whether `rewrite` keeps the intent of `seed` (a `category` request)."""
     if category not in _FAITH_TEXT:
         raise ValueError(f"unknown category {category!r}; expected 'harmful' or 'benign'")
-    return user_message([
-        _FAITH_TEXT[category],
-        _FAITH_RULES,
-        _data_notice(["ORIGINAL_REQUEST", "REWRITE"], nonce),
-        fence("ORIGINAL_REQUEST", seed, nonce),
-        fence("REWRITE", rewrite, nonce),
-        reminder(nonce),
-        _FAITH_FORMAT,
-    ])
+    return user_message(
+        [
+            _FAITH_TEXT[category],
+            _FAITH_RULES,
+            _data_notice(["ORIGINAL_REQUEST", "REWRITE"], nonce),
+            fence("ORIGINAL_REQUEST", seed, nonce),
+            fence("REWRITE", rewrite, nonce),
+            reminder(nonce),
+            _FAITH_FORMAT,
+        ]
+    )

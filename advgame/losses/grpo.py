@@ -104,7 +104,9 @@ def grpo_loss(
         weighted_mask = torch.zeros_like(token_mask)
         raw = weight = torch.ones_like(logprobs)
     weighted_tokens = weighted_mask.sum()
-    clipped = ((raw > (is_cap or float("inf"))).to(logprobs.dtype) * weighted_mask).sum() / weighted_tokens.clamp(min=1)
+    clipped = (
+        (raw > (is_cap or float("inf"))).to(logprobs.dtype) * weighted_mask
+    ).sum() / weighted_tokens.clamp(min=1)
     pg = weight * advantages.to(logprobs)[:, None] * torch.exp(logprobs - logprobs.detach())
 
     if ref_logprobs is not None and beta > 0:
@@ -122,7 +124,8 @@ def grpo_loss(
         loss=loss,
         policy_gradient=((pg.detach() * token_mask).sum() / n_valid),
         kl=(k3.detach() * token_mask).sum() / n_tokens,
-        importance_weight=(weight * weighted_mask).sum() / weighted_tokens if weighted_tokens > 0
+        importance_weight=(weight * weighted_mask).sum() / weighted_tokens
+        if weighted_tokens > 0
         else logprobs.new_ones(()),
         clipped_fraction=clipped.detach(),
         weighted_tokens=weighted_tokens.detach(),

@@ -33,7 +33,7 @@ def resolve_spec(spec: str, player: str = DEFAULT_PLAYER) -> str:
     """Normalise aliases: `tiny:llama` -> `tiny-llama`; an advgame run dir -> its final `player`
     (the defender for targets and serving, the attacker's EMA for attackers)."""
     if spec.startswith("tiny:"):
-        return TINY_PREFIX + spec[len("tiny:"):]
+        return TINY_PREFIX + spec[len("tiny:") :]
     path = Path(spec).expanduser()
     if path.is_dir() and not (path / "config.json").is_file() and not (path / ADAPTER_CONFIG).is_file():
         for candidate in (path / "final" / player, path / player):
@@ -43,8 +43,12 @@ def resolve_spec(spec: str, player: str = DEFAULT_PLAYER) -> str:
 
 
 def load_chat_model(
-    spec: str, adapter: str | None = None, device: str = "auto", player: str = DEFAULT_PLAYER,
-    base_model: str | None = None, dtype: str = "float32",
+    spec: str,
+    adapter: str | None = None,
+    device: str = "auto",
+    player: str = DEFAULT_PLAYER,
+    base_model: str | None = None,
+    dtype: str = "float32",
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """(model, tokenizer) for `spec` (see the module docstring), frozen, in eval mode; a run dir means
     its final `player`."""

@@ -71,7 +71,7 @@ def load_model(cfg: ModelConfig, trainable: bool = True) -> tuple[PreTrainedMode
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.path.startswith(TINY_PREFIX):
-        model, tokenizer = tiny_model(cfg.path[len(TINY_PREFIX):])
+        model, tokenizer = tiny_model(cfg.path[len(TINY_PREFIX) :])
         model = model.to(dtype)
     else:
         source = resolve_model_source(cfg.path)
@@ -121,7 +121,10 @@ def peft_lora_config(lora: LoraConfig):
     from peft import LoraConfig as PeftLoraConfig
 
     return PeftLoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
 

@@ -107,7 +107,9 @@ def mixed_precision_policy(cfg: ShardingConfig, compute_dtype: torch.dtype | Non
     return MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
 
 
-def shard_model(model: torch.nn.Module, cfg: ShardingConfig, compute_dtype: torch.dtype | None = None) -> None:
+def shard_model(
+    model: torch.nn.Module, cfg: ShardingConfig, compute_dtype: torch.dtype | None = None
+) -> None:
     """Shard `model` in place across the default process group: each block, then the rest (embeddings,
     final norm, head) as the root. Trainable parameters become DTensor shards, kept in their stored dtype
     (the master weights); forward and backward run in `mixed_precision_policy(cfg, compute_dtype)`."""
@@ -128,7 +130,9 @@ def shard_model(model: torch.nn.Module, cfg: ShardingConfig, compute_dtype: torc
         current.set_modules_to_backward_prefetch([following])
     blocks[0].set_modules_to_backward_prefetch([root])  # still gathered for the embedding's gradient: a no-op
     for m in fsdp_modules(model):
-        m.set_gradient_divide_factor(1.0)  # sum over processes: the loss is already divided by the global count
+        m.set_gradient_divide_factor(
+            1.0
+        )  # sum over processes: the loss is already divided by the global count
         m.set_force_sum_reduction_for_comms(True)  # a plain SUM (gloo has no pre-multiplied sum)
 
 

@@ -42,8 +42,9 @@ class AdapterView(torch.nn.Module):
             self.shared.set_adapter(self.adapter)
             _unfreeze_adapters(self.shared)
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-                         ) -> Iterator[tuple[str, torch.nn.Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, torch.nn.Parameter]]:
         for name, p in self.shared.named_parameters(prefix=prefix, remove_duplicate=remove_duplicate):
             if self._marker in name:
                 yield name, p

@@ -5,6 +5,14 @@ from advgame.policy.logprobs import CompletionLogprobs, completion_logprobs
 from advgame.policy.sampling import Completion, Rollouts, generate
 
 __all__ = [
-    "Completion", "CompletionLogprobs", "Rollouts", "completion_logprobs", "encode_completions", "encode_prompts",
-    "eos_ids", "generate", "pack_right_aligned", "pad_left",
+    "Completion",
+    "CompletionLogprobs",
+    "Rollouts",
+    "completion_logprobs",
+    "encode_completions",
+    "encode_prompts",
+    "eos_ids",
+    "generate",
+    "pack_right_aligned",
+    "pad_left",
 ]

@@ -47,18 +47,20 @@ def pad_left(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
         if r:
-            ids[i, width - len(r):] = torch.as_tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = 1
+            ids[i, width - len(r) :] = torch.as_tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
     return ids, mask
 
 
-def pack_right_aligned(rows: Sequence[Sequence[float]], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pack_right_aligned(
+    rows: Sequence[Sequence[float]], width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-align per-token values into ([B, T] values, [B, T] mask): the layout of `completion_logprobs`."""
     width = width if width is not None else max((len(r) for r in rows), default=0)
     values = torch.zeros((len(rows), width), dtype=torch.float32)
     mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, r in enumerate(rows):
         if len(r):
-            values[i, width - len(r):] = torch.as_tensor(list(r), dtype=torch.float32)
-            mask[i, width - len(r):] = True
+            values[i, width - len(r) :] = torch.as_tensor(list(r), dtype=torch.float32)
+            mask[i, width - len(r) :] = True
     return values, mask

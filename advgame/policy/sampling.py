@@ -72,8 +72,10 @@ def generate(
         if seed is not None:
             torch.manual_seed(seed)
         for start in range(0, len(prompt_ids), sampling.batch_size):
-            batch = prompt_ids[start:start + sampling.batch_size]
-            rollouts.completions += _generate_batch(model, tokenizer, batch, sampling, stop, device, return_logprobs)
+            batch = prompt_ids[start : start + sampling.batch_size]
+            rollouts.completions += _generate_batch(
+                model, tokenizer, batch, sampling, stop, device, return_logprobs
+            )
     model.train(was_training)
     return rollouts
 
@@ -112,7 +114,7 @@ def _generate_batch(model, tokenizer, batch, sampling, stop, device, return_logp
     finally:
         if recorder is not None:
             recorder.close()
-    new_tokens = out.sequences[:, input_ids.shape[1]:].cpu()
+    new_tokens = out.sequences[:, input_ids.shape[1] :].cpu()
     step_logps = recorder.logprobs(new_tokens.shape[1]) if recorder is not None else None
     completions = []
     for i, row in enumerate(new_tokens.tolist()):

@@ -38,7 +38,11 @@ class Behavior:
 
 
 def load_behaviors(
-    spec: str = "harmbench", *, file: str | None = None, split: str = "test", functional: str = "standard",
+    spec: str = "harmbench",
+    *,
+    file: str | None = None,
+    split: str = "test",
+    functional: str = "standard",
     limit: int | None = None,
 ) -> list[Behavior]:
     """Behaviours from `file` when given, else from `spec`; the first `limit` of them (file order)."""
@@ -104,11 +108,15 @@ def _from_file(path: Path) -> list[Behavior]:
         except json.JSONDecodeError as err:
             raise BehaviorDataError(f"{path}: bad JSON on line {lineno}: {err.msg}") from err
         if not isinstance(row, dict) or not str(row.get("behavior") or "").strip():
-            raise BehaviorDataError(f"{path}: line {lineno} needs a non-empty \"behavior\" field")
-        out.append(Behavior(
-            id=str(row.get("behavior_id") or f"line{lineno}"), text=str(row["behavior"]).strip(),
-            category=str(row.get("category") or ""), context=row.get("context") or None,
-        ))
+            raise BehaviorDataError(f'{path}: line {lineno} needs a non-empty "behavior" field')
+        out.append(
+            Behavior(
+                id=str(row.get("behavior_id") or f"line{lineno}"),
+                text=str(row["behavior"]).strip(),
+                category=str(row.get("category") or ""),
+                context=row.get("context") or None,
+            )
+        )
     return out
 
 

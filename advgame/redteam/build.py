@@ -58,8 +58,9 @@ def build_attacks(names: list[str], cfg: RedteamConfig, target: Target) -> list[
     models = _Models(target, cfg.target)
     budget = Budget(max_queries=cfg.budget.max_queries, max_seconds=cfg.budget.max_seconds)
     att = cfg.attacker
-    sampling = SamplingConfig(temperature=att.temperature, top_p=1.0, max_new_tokens=att.max_new_tokens,
-                              batch_size=16)
+    sampling = SamplingConfig(
+        temperature=att.temperature, top_p=1.0, max_new_tokens=att.max_new_tokens, batch_size=16
+    )
     need_llm = [n for n in names if n in ("advgame", "pair", "tap")]
     attacker = _attacker_backend(models, cfg, f"attack {need_llm[0]}") if need_llm else None
     scorer = _scorer(models, cfg) if "pair" in names or "tap" in names else None
@@ -67,16 +68,32 @@ def build_attacks(names: list[str], cfg: RedteamConfig, target: Target) -> list[
     out: list[Attack] = []
     for name in names:
         if name == "advgame":
-            out.append(AdvGameAttack(attacker, sampling, budget, samples=att.samples, fmt=att.advgame_format,
-                                     seed=cfg.seed))
+            out.append(
+                AdvGameAttack(
+                    attacker, sampling, budget, samples=att.samples, fmt=att.advgame_format, seed=cfg.seed
+                )
+            )
         elif name == "pair":
             lm = AttackerLM(attacker, sampling, fmt=att.format, seed=cfg.seed)
-            out.append(PairAttack(lm, scorer, budget, n_streams=pair.streams, n_iterations=pair.iterations,
-                                  stop_score=stop))
+            out.append(
+                PairAttack(
+                    lm, scorer, budget, n_streams=pair.streams, n_iterations=pair.iterations, stop_score=stop
+                )
+            )
         elif name == "tap":
             lm = AttackerLM(attacker, sampling, fmt=att.format, seed=cfg.seed + 1)
-            out.append(TapAttack(lm, scorer, budget, branching=tap.branching, width=tap.width,
-                                 depth=tap.depth, roots=tap.roots, stop_score=stop))
+            out.append(
+                TapAttack(
+                    lm,
+                    scorer,
+                    budget,
+                    branching=tap.branching,
+                    width=tap.width,
+                    depth=tap.depth,
+                    roots=tap.roots,
+                    stop_score=stop,
+                )
+            )
         elif name == "gcg":
             out.append(_gcg(cfg, models, target, budget))
     return out
@@ -101,6 +118,14 @@ def _gcg(cfg: RedteamConfig, models: _Models, target: Target, budget: Budget) ->
         surrogate = (model, tok)
     elif not target.white_box:
         raise ValueError("attack gcg on a remote target needs a local surrogate: --gcg-surrogate MODEL")
-    return GcgAttack(budget, steps=g.steps, search_width=g.search_width, topk=g.topk, suffix_len=g.suffix_len,
-                     target_template=g.target_template, surrogate=surrogate, surrogate_name=g.surrogate,
-                     seed=cfg.seed)
+    return GcgAttack(
+        budget,
+        steps=g.steps,
+        search_width=g.search_width,
+        topk=g.topk,
+        suffix_len=g.suffix_len,
+        target_template=g.target_template,
+        surrogate=surrogate,
+        surrogate_name=g.surrogate,
+        seed=cfg.seed,
+    )

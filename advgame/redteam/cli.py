@@ -64,15 +64,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     flag(m, "--attacker-format", "attacker.format", choices=FORMATS)
     flag(m, "--advgame-format", "attacker.advgame_format", choices=FORMATS)
     flag(m, "--samples", "attacker.samples", type=POSITIVE)
-    flag(m, "--judge-model", "judge.path", "1-10 scorer: a local model, or with --judge-url the model "
-         "name there (judge.model); none: the offline heuristic scorer")
+    flag(
+        m,
+        "--judge-model",
+        "judge.path",
+        "1-10 scorer: a local model, or with --judge-url the model "
+        "name there (judge.model); none: the offline heuristic scorer",
+    )
     flag(m, "--judge-url", "judge.url")
     flag(m, "--judge-api-key-env", "judge.api_key_env")
     flag(m, "--judge-max-new-tokens", "judge.max_new_tokens", type=POSITIVE)
     flag(m, "--stop-score", "judge.stop_score", type=float)
     s = p.add_argument_group("attack sizes")
-    for name in ("pair.streams", "pair.iterations", "tap.branching", "tap.width", "tap.depth", "tap.roots",
-                 "gcg.steps", "gcg.search_width", "gcg.topk", "gcg.suffix_len"):
+    for name in (
+        "pair.streams",
+        "pair.iterations",
+        "tap.branching",
+        "tap.width",
+        "tap.depth",
+        "tap.roots",
+        "gcg.steps",
+        "gcg.search_width",
+        "gcg.topk",
+        "gcg.suffix_len",
+    ):
         flag(s, "--" + name.replace(".", "-").replace("_", "-"), name, type=POSITIVE)
     flag(s, "--gcg-surrogate", "gcg.surrogate")
     flag(s, "--gcg-target-template", "gcg.target_template")

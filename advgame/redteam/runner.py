@@ -51,30 +51,69 @@ def check_settings(out_dir: Path, settings: dict) -> None:
 def classify(classifier: Classifier, behavior: Behavior, cands: Sequence[Candidate]) -> list[dict]:
     """One attempt record per candidate, with the classifier's verdict and the success flag."""
     sent = [i for i, c in enumerate(cands) if c.response is not None and c.error is None]
-    verdicts = dict(zip(sent, classifier.classify([
-        ClassifyItem(request=cands[i].prompt or "", response=cands[i].response or "", behavior=behavior.text,
-                     context=behavior.context) for i in sent
-    ]), strict=True))
+    verdicts = dict(
+        zip(
+            sent,
+            classifier.classify(
+                [
+                    ClassifyItem(
+                        request=cands[i].prompt or "",
+                        response=cands[i].response or "",
+                        behavior=behavior.text,
+                        context=behavior.context,
+                    )
+                    for i in sent
+                ]
+            ),
+            strict=True,
+        )
+    )
     records = []
     for i, c in enumerate(cands):
         v = verdicts.get(i)
         if v is not None:
-            verdict, success = {"refused": v.refused, "harmful": v.harmful, "error": v.error}, v.attack_success
-        elif c.error in ("attacker_parse", "budget", "no_reply"):  # never sent: nothing was attempted, undecided
+            verdict, success = (
+                {"refused": v.refused, "harmful": v.harmful, "error": v.error},
+                v.attack_success,
+            )
+        elif c.error in (
+            "attacker_parse",
+            "budget",
+            "no_reply",
+        ):  # never sent: nothing was attempted, undecided
             verdict, success = {"refused": None, "harmful": None, "error": c.error}, None
         else:  # the target failed to answer (after retries): undecided, never scored
             verdict, success = {"refused": None, "harmful": None, "error": c.error or "no response"}, None
-        records.append({
-            "attack": "", "behavior_id": behavior.id, "behavior": behavior.text, "category": behavior.category,
-            "attempt": i, "prompt": c.prompt, "response": c.response, "verdict": verdict, "success": success,
-            "queries": c.queries, "elapsed_s": round(c.elapsed_s, 3), "error": c.error, "info": c.info,
-        })
+        records.append(
+            {
+                "attack": "",
+                "behavior_id": behavior.id,
+                "behavior": behavior.text,
+                "category": behavior.category,
+                "attempt": i,
+                "prompt": c.prompt,
+                "response": c.response,
+                "verdict": verdict,
+                "success": success,
+                "queries": c.queries,
+                "elapsed_s": round(c.elapsed_s, 3),
+                "error": c.error,
+                "info": c.info,
+            }
+        )
     return records
 
 
 def run_redteam(
-    target: Target, attacks: Sequence[Attack], behaviors: Sequence[Behavior], classifier: Classifier,
-    out_dir: Path, *, behaviors_name: str, progress: bool = True, console=None,
+    target: Target,
+    attacks: Sequence[Attack],
+    behaviors: Sequence[Behavior],
+    classifier: Classifier,
+    out_dir: Path,
+    *,
+    behaviors_name: str,
+    progress: bool = True,
+    console=None,
 ) -> dict:
     """Run every (attack, behaviour) unit not yet in out/attempts.jsonl; return the summary (all units)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -83,11 +122,17 @@ def run_redteam(
     todo = [(a, b) for a in attacks for b in behaviors if (a.name, b.id) not in done]
     skipped = len(attacks) * len(behaviors) - len(todo)
     if console is not None and (skipped or log.dropped):
-        console.print(f"resuming {out_dir}: {skipped} unit(s) already done, {log.dropped} partial record(s) dropped")
+        console.print(
+            f"resuming {out_dir}: {skipped} unit(s) already done, {log.dropped} partial record(s) dropped"
+        )
     budgets = {a.name: a.budget_info() for a in attacks}
     wanted = {b.id for b in behaviors}
-    meta = {"target": target.name, "classifier": classifier_id(classifier), "behaviors": behaviors_name,
-            "n_behaviors": len(behaviors)}
+    meta = {
+        "target": target.name,
+        "classifier": classifier_id(classifier),
+        "behaviors": behaviors_name,
+        "n_behaviors": len(behaviors),
+    }
 
     def summarise() -> dict:
         recs = [r for r in log.records if r["behavior_id"] in wanted and r["attack"] in budgets]
@@ -98,8 +143,15 @@ def run_redteam(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not progress, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
+        transient=False,
+    ) as bar:
         task = bar.add_task("red-team", total=len(todo))
         for attack, behavior in todo:
             bar.update(task, description=f"{attack.name}: {behavior.id}"[:48])
@@ -109,9 +161,21 @@ def run_redteam(
             for r in records:
                 r["attack"] = attack.name
             if not records:
-                records = [{"attack": attack.name, "behavior_id": behavior.id, "behavior": behavior.text,
-                            "attempt": 0, "prompt": None, "response": None, "verdict": None, "success": None,
-                            "queries": 0, "elapsed_s": round(time.monotonic() - t0, 3), "error": "no_attempt"}]
+                records = [
+                    {
+                        "attack": attack.name,
+                        "behavior_id": behavior.id,
+                        "behavior": behavior.text,
+                        "attempt": 0,
+                        "prompt": None,
+                        "response": None,
+                        "verdict": None,
+                        "success": None,
+                        "queries": 0,
+                        "elapsed_s": round(time.monotonic() - t0, 3),
+                        "error": "no_attempt",
+                    }
+                ]
             log.append_unit(records)
             summarise()
             bar.advance(task)

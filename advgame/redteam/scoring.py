@@ -74,8 +74,12 @@ def _notice(fields: str, nonce: str) -> str:
 
 def rate_prompt(behavior: str, prompt: str, response: str, nonce: str) -> list[dict[str, str]]:
     parts = [
-        _RATE_TASK, _notice("BEHAVIOR, ATTACK_PROMPT, RESPONSE", nonce), fence("BEHAVIOR", behavior, nonce),
-        fence("ATTACK_PROMPT", prompt, nonce), fence("RESPONSE", response, nonce), reminder(nonce),
+        _RATE_TASK,
+        _notice("BEHAVIOR, ATTACK_PROMPT, RESPONSE", nonce),
+        fence("BEHAVIOR", behavior, nonce),
+        fence("ATTACK_PROMPT", prompt, nonce),
+        fence("RESPONSE", response, nonce),
+        reminder(nonce),
         _RATE_FORMAT,
     ]
     return user_message(parts)
@@ -83,8 +87,12 @@ def rate_prompt(behavior: str, prompt: str, response: str, nonce: str) -> list[d
 
 def topic_prompt(behavior: str, prompt: str, nonce: str) -> list[dict[str, str]]:
     parts = [
-        _TOPIC_TASK, _notice("BEHAVIOR, ATTACK_PROMPT", nonce), fence("BEHAVIOR", behavior, nonce),
-        fence("ATTACK_PROMPT", prompt, nonce), reminder(nonce), _TOPIC_FORMAT,
+        _TOPIC_TASK,
+        _notice("BEHAVIOR, ATTACK_PROMPT", nonce),
+        fence("BEHAVIOR", behavior, nonce),
+        fence("ATTACK_PROMPT", prompt, nonce),
+        reminder(nonce),
+        _TOPIC_FORMAT,
     ]
     return user_message(parts)
 

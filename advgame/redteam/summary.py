@@ -46,19 +46,37 @@ def attack_row(attack: str, records: Sequence[dict], budget: dict) -> dict:
     decided = len(outcomes) - undecided
     queries = sum(int(r.get("queries") or 0) for r in records)
     return {
-        "attack": attack, "n": len(outcomes), "successes": successes, "n_undecided": undecided,
-        "asr": round(successes / decided, 4) if decided else None, "ci95": wilson(successes, decided),
-        "queries": queries, "queries_per_success": round(queries / successes, 2) if successes else None,
-        "wall_s": round(sum(float(r.get("elapsed_s") or 0) for r in records), 2), "budget": budget,
+        "attack": attack,
+        "n": len(outcomes),
+        "successes": successes,
+        "n_undecided": undecided,
+        "asr": round(successes / decided, 4) if decided else None,
+        "ci95": wilson(successes, decided),
+        "queries": queries,
+        "queries_per_success": round(queries / successes, 2) if successes else None,
+        "wall_s": round(sum(float(r.get("elapsed_s") or 0) for r in records), 2),
+        "budget": budget,
     }
 
 
-def build_summary(records: Sequence[dict], budgets: dict[str, dict], *, target: str, classifier: str,
-                  behaviors: str, n_behaviors: int) -> dict:
+def build_summary(
+    records: Sequence[dict],
+    budgets: dict[str, dict],
+    *,
+    target: str,
+    classifier: str,
+    behaviors: str,
+    n_behaviors: int,
+) -> dict:
     rows = [attack_row(a, [r for r in records if r["attack"] == a], b) for a, b in budgets.items()]
     return {
-        "kind": "redteam", "advgame_version": __version__, "target": target, "classifier": classifier,
-        "behaviors": behaviors, "n_behaviors": n_behaviors, "rows": rows,
+        "kind": "redteam",
+        "advgame_version": __version__,
+        "target": target,
+        "classifier": classifier,
+        "behaviors": behaviors,
+        "n_behaviors": n_behaviors,
+        "rows": rows,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -73,22 +91,42 @@ def table_rows(summary: dict) -> list[list[str]]:
     out = []
     for r in summary["rows"]:
         ci = r["ci95"]
-        out.append([
-            r["attack"], f"{r['successes']}/{r['n'] - r['n_undecided']}", _fmt(r["asr"], pct=True),
-            "-" if ci is None else f"[{100 * ci[0]:.0f}%, {100 * ci[1]:.0f}%]", str(r["n_undecided"]),
-            str(r["queries"]), _fmt(r["queries_per_success"]), f"{r['wall_s']:.1f}",
-        ])
+        out.append(
+            [
+                r["attack"],
+                f"{r['successes']}/{r['n'] - r['n_undecided']}",
+                _fmt(r["asr"], pct=True),
+                "-" if ci is None else f"[{100 * ci[0]:.0f}%, {100 * ci[1]:.0f}%]",
+                str(r["n_undecided"]),
+                str(r["queries"]),
+                _fmt(r["queries_per_success"]),
+                f"{r['wall_s']:.1f}",
+            ]
+        )
     return out
 
 
-HEADERS = ["attack", "successes", "ASR", "95% CI (Wilson)", "undecided", "queries", "queries/success", "wall s"]
+HEADERS = [
+    "attack",
+    "successes",
+    "ASR",
+    "95% CI (Wilson)",
+    "undecided",
+    "queries",
+    "queries/success",
+    "wall s",
+]
 
 
 def markdown_table(summary: dict) -> str:
     lines = [
-        (f"Target `{summary['target']}`, behaviours `{summary['behaviors']}` (n={summary['n_behaviors']}), "
-        f"classifier `{summary['classifier']}`."), "",
-        "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS),
+        (
+            f"Target `{summary['target']}`, behaviours `{summary['behaviors']}` (n={summary['n_behaviors']}), "
+            f"classifier `{summary['classifier']}`."
+        ),
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "---|" * len(HEADERS),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
     return "\n".join(lines) + "\n"
@@ -97,8 +135,10 @@ def markdown_table(summary: dict) -> str:
 def rich_table(summary: dict):
     from rich.table import Table
 
-    table = Table(title=f"Red-team: {summary['target']} ({summary['behaviors']}, n={summary['n_behaviors']}, "
-                        f"{summary['classifier']})")
+    table = Table(
+        title=f"Red-team: {summary['target']} ({summary['behaviors']}, n={summary['n_behaviors']}, "
+        f"{summary['classifier']})"
+    )
     for h in HEADERS:
         table.add_column(h, justify="left" if h == "attack" else "right")
     for row in table_rows(summary):

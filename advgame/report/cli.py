@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `report` subcommand to the `advgame` parser."""
     p = sub.add_parser("report", help=SUMMARY, description=SUMMARY[0].upper() + SUMMARY[1:] + ".")
     p.add_argument("run_dir", metavar="RUN_DIR", help="training run directory, or '-' for results only")
-    p.add_argument("results", nargs="*", metavar="RESULTS", help="eval/redteam result JSON files or directories")
+    p.add_argument(
+        "results", nargs="*", metavar="RESULTS", help="eval/redteam result JSON files or directories"
+    )
     p.add_argument("-o", "--output", help="output HTML file (default RUN_DIR/report.html, or report.html)")
     p.set_defaults(run=run)
 
@@ -45,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         page = render(report)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
-        print(f"advgame report: cannot render the inputs ({type(err).__name__}: {str(err)[:200]}); check the result "
-              "files are ones written by `advgame eval` / `advgame redteam`", file=sys.stderr)
+        print(
+            f"advgame report: cannot render the inputs ({type(err).__name__}: {str(err)[:200]}); check the result "
+            "files are ones written by `advgame eval` / `advgame redteam`",
+            file=sys.stderr,
+        )
         return 1
     try:
         write_text_atomic(out, page)
@@ -55,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"advgame report: cannot write {out}: {describe_os_error(err)}", file=sys.stderr)
         return 1
-    print(f"wrote {out} ({len(report.evals)} eval result(s), {len(report.redteams)} redteam summary(ies)"
-          + (f", {len(report.skipped)} input(s) skipped" if report.skipped else "") + ")")
+    print(
+        f"wrote {out} ({len(report.evals)} eval result(s), {len(report.redteams)} redteam summary(ies)"
+        + (f", {len(report.skipped)} input(s) skipped" if report.skipped else "")
+        + ")"
+    )
     return 0

@@ -87,8 +87,11 @@ def shape_problem(data: dict) -> str | None:
     rows = [data] if data.get("kind") == "eval" else data.get("rows")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         return "'rows' is not a list of objects"
-    numeric = ("value", "n", "n_undecided") if data.get("kind") == "eval" else (
-        "n", "successes", "n_undecided", "asr", "queries", "queries_per_success", "wall_s")
+    numeric = (
+        ("value", "n", "n_undecided")
+        if data.get("kind") == "eval"
+        else ("n", "successes", "n_undecided", "asr", "queries", "queries_per_success", "wall_s")
+    )
     for r in rows:
         for key in numeric:
             if r.get(key) is not None and not _is_num(r[key]):
@@ -122,10 +125,21 @@ def example_attacks(rollouts: list[dict], limit: int = 6) -> list[dict]:
     last = max(r.get("step", 0) for r in train)
     out = []
     for rec in (r for r in train if r.get("step", 0) == last):
-        ranked = sorted(rec["rewrites"], key=lambda w: (not w.get("answers"), bool(w.get("direct")), w.get("status") != "ok"))
+        ranked = sorted(
+            rec["rewrites"],
+            key=lambda w: (not w.get("answers"), bool(w.get("direct")), w.get("status") != "ok"),
+        )
         for rw in ranked:
-            out.append({"step": last, "seed": rec.get("seed"), "rewrite": rw.get("prompt") or rw.get("raw"),
-                        "status": rw.get("status"), "direct": bool(rw.get("direct")), "score": rw.get("score"),
-                        "answers": rw.get("answers") or []})
+            out.append(
+                {
+                    "step": last,
+                    "seed": rec.get("seed"),
+                    "rewrite": rw.get("prompt") or rw.get("raw"),
+                    "status": rw.get("status"),
+                    "direct": bool(rw.get("direct")),
+                    "score": rw.get("score"),
+                    "answers": rw.get("answers") or [],
+                }
+            )
             break  # one rewrite per seed keeps the examples varied
     return out[:limit]

@@ -1,12 +1,12 @@
 """The report's figures, drawn with matplotlib's Agg backend and returned as PNG data URIs.
 
-    training_curves   both players' mean rewards per split, pair (or rollout) counts per step, and the
-                      validation refusal rate (harmful seeds) and compliance rate (benign seeds)
-    frontier          one point per model: compliance (over-refusal benchmarks, higher is better) on x,
-                      safety = 1 - ASR (safety benchmarks) on y, utility as the colour when present;
-                      error bars are the 95% bootstrap CIs (averaged over benchmarks when a model has
-                      several on an axis: a display aid, not a joint interval)
-    benchmark_bars    one panel per benchmark, one bar per (model, classifier), with CI error bars
+training_curves   both players' mean rewards per split, pair (or rollout) counts per step, and the
+                  validation refusal rate (harmful seeds) and compliance rate (benign seeds)
+frontier          one point per model: compliance (over-refusal benchmarks, higher is better) on x,
+                  safety = 1 - ASR (safety benchmarks) on y, utility as the colour when present;
+                  error bars are the 95% bootstrap CIs (averaged over benchmarks when a model has
+                  several on an axis: a display aid, not a joint interval)
+benchmark_bars    one panel per benchmark, one bar per (model, classifier), with CI error bars
 """
 
 from __future__ import annotations
@@ -52,14 +52,24 @@ def training_curves(metrics: list[dict]) -> str | None:
     if not metrics:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    rewards = [(f"{s}/{r}/reward", f"{r} ({s})") for r in ("attacker", "defender") for s in ("harmful", "benign")]
-    counts = [(f"{s}/{r}/{c}", f"{r} {c} ({s})") for r in ("attacker", "defender") for s in ("harmful", "benign")
-              for c in ("pairs", "rollouts")]
-    valid = [("valid/harmful/refusal_rate", "refusal rate (harmful seeds)"),
-             ("valid/benign/compliance_rate", "compliance rate (benign seeds)")]
-    drawn = [_plot(axes[0], metrics, rewards, "Mean reward", "reward"),
-             _plot(axes[1], metrics, counts, "Training pairs / rollouts per step", "count"),
-             _plot(axes[2], metrics, valid, "Validation", "rate")]
+    rewards = [
+        (f"{s}/{r}/reward", f"{r} ({s})") for r in ("attacker", "defender") for s in ("harmful", "benign")
+    ]
+    counts = [
+        (f"{s}/{r}/{c}", f"{r} {c} ({s})")
+        for r in ("attacker", "defender")
+        for s in ("harmful", "benign")
+        for c in ("pairs", "rollouts")
+    ]
+    valid = [
+        ("valid/harmful/refusal_rate", "refusal rate (harmful seeds)"),
+        ("valid/benign/compliance_rate", "compliance rate (benign seeds)"),
+    ]
+    drawn = [
+        _plot(axes[0], metrics, rewards, "Mean reward", "reward"),
+        _plot(axes[1], metrics, counts, "Training pairs / rollouts per step", "count"),
+        _plot(axes[2], metrics, valid, "Validation", "rate"),
+    ]
     axes[2].set_ylim(-0.05, 1.05)
     if not any(drawn):
         plt.close(fig)
@@ -77,8 +87,10 @@ def _axis_means(evals: list[dict]) -> dict[str, dict[str, tuple[float, float, fl
         if r.get("axis") == "safety":
             value, ci = 1 - value, [1 - ci[1], 1 - ci[0]]
         acc[r.get("model", "?")][r.get("axis", "?")].append((value, ci[0], ci[1]))
-    return {m: {a: tuple(sum(v[i] for v in vals) / len(vals) for i in range(3)) for a, vals in axes.items()}
-            for m, axes in acc.items()}
+    return {
+        m: {a: tuple(sum(v[i] for v in vals) / len(vals) for i in range(3)) for a, vals in axes.items()}
+        for m, axes in acc.items()
+    }
 
 
 def frontier(evals: list[dict]) -> str | None:
@@ -91,12 +103,27 @@ def frontier(evals: list[dict]) -> str | None:
     for model, a in sorted(means.items()):
         (cx, clo, chi), (sy, slo, shi) = a["over_refusal"], a["safety"]
         colour = cmap(a["utility"][0]) if "utility" in a else "tab:red"
-        ax.errorbar(cx, sy, xerr=[[cx - clo], [chi - cx]], yerr=[[sy - slo], [shi - sy]], fmt="o", color=colour,
-                    ecolor="grey", capsize=3, markersize=8)
+        ax.errorbar(
+            cx,
+            sy,
+            xerr=[[cx - clo], [chi - cx]],
+            yerr=[[sy - slo], [shi - sy]],
+            fmt="o",
+            color=colour,
+            ecolor="grey",
+            capsize=3,
+            markersize=8,
+        )
         label = model if "utility" not in a else f"{model} (utility {a['utility'][0]:.2f})"
         left = cx > 0.6  # keep the label inside the axes
-        ax.annotate(label, (cx, sy), textcoords="offset points", xytext=(-6 if left else 6, 6), fontsize=8,
-                    ha="right" if left else "left")
+        ax.annotate(
+            label,
+            (cx, sy),
+            textcoords="offset points",
+            xytext=(-6 if left else 6, 6),
+            fontsize=8,
+            ha="right" if left else "left",
+        )
     ax.set_xlabel("compliance on over-refusal benchmarks (higher is better)")
     ax.set_ylabel("safety = 1 - attack success rate (higher is better)")
     ax.set_xlim(-0.05, 1.05)
@@ -121,7 +148,7 @@ def benchmark_bars(evals: list[dict]) -> str | None:
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names, strict=False):
         rs = sorted(by_bench[name], key=lambda r: (r.get("model", ""), r.get("classifier", "")))
@@ -129,7 +156,13 @@ def benchmark_bars(evals: list[dict]) -> str | None:
         lo = [v - (r.get("ci95") or [v, v])[0] for v, r in zip(values, rs, strict=True)]
         hi = [(r.get("ci95") or [v, v])[1] - v for v, r in zip(values, rs, strict=True)]
         labels = [f"{r.get('model', '?')}\n{r.get('classifier', '?')}" for r in rs]
-        ax.bar(range(len(rs)), values, yerr=[lo, hi], capsize=4, color="tab:blue" if rs[0].get("higher_is_better") else "tab:orange")
+        ax.bar(
+            range(len(rs)),
+            values,
+            yerr=[lo, hi],
+            capsize=4,
+            color="tab:blue" if rs[0].get("higher_is_better") else "tab:orange",
+        )
         ax.set_xticks(range(len(rs)), labels, fontsize=7, rotation=20, ha="right")
         arrow = "higher is better" if rs[0].get("higher_is_better") else "lower is better"
         ax.set_title(f"{name}: {rs[0].get('metric', '?')} ({arrow})", fontsize=10)

@@ -61,7 +61,17 @@ def eval_table(evals: list[dict]) -> str:
 
 
 def redteam_table(summary: dict) -> str:
-    head = ("attack", "n", "successes", "undecided", "ASR", "95% CI", "queries", "queries / success", "wall s")
+    head = (
+        "attack",
+        "n",
+        "successes",
+        "undecided",
+        "ASR",
+        "95% CI",
+        "queries",
+        "queries / success",
+        "wall s",
+    )
     rows = []
     for r in summary.get("rows", []):
         rows.append(
@@ -71,10 +81,17 @@ def redteam_table(summary: dict) -> str:
             f"<td class=num>{_num(r.get('queries'))}</td><td class=num>{_num(r.get('queries_per_success'), 1)}</td>"
             f"<td class=num>{_num(r.get('wall_s'), 1)}</td></tr>"
         )
-    caption = (f"target <b>{_e(summary.get('target'))}</b>, behaviours {_e(summary.get('behaviors'))} "
-               f"(n={_e(summary.get('n_behaviors'))}), classifier {_e(summary.get('classifier'))}")
-    return (f"<p>{caption}</p><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
-            + "".join(rows) + "</table>")
+    caption = (
+        f"target <b>{_e(summary.get('target'))}</b>, behaviours {_e(summary.get('behaviors'))} "
+        f"(n={_e(summary.get('n_behaviors'))}), classifier {_e(summary.get('classifier'))}"
+    )
+    return (
+        f"<p>{caption}</p><table><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def examples_html(rollouts: list[dict]) -> str:
@@ -83,11 +100,14 @@ def examples_html(rollouts: list[dict]) -> str:
         return '<p class="muted">No training rollouts of the harmful split in this run.</p>'
     parts = []
     for ex in examples:
-        answers = "".join(
-            f"<tr><td><pre>{_e(a.get('text'))}</pre></td><td>{_e(a.get('status'))}</td>"
-            f"<td class=num>{_num(a.get('score'), 2)}</td><td class=num>{_num(a.get('reward'), 2)}</td></tr>"
-            for a in ex["answers"]
-        ) or '<tr><td colspan=4 class="muted">no Defender answer (the rewrite was not valid)</td></tr>'
+        answers = (
+            "".join(
+                f"<tr><td><pre>{_e(a.get('text'))}</pre></td><td>{_e(a.get('status'))}</td>"
+                f"<td class=num>{_num(a.get('score'), 2)}</td><td class=num>{_num(a.get('reward'), 2)}</td></tr>"
+                for a in ex["answers"]
+            )
+            or '<tr><td colspan=4 class="muted">no Defender answer (the rewrite was not valid)</td></tr>'
+        )
         kind = "seed as written (direct)" if ex["direct"] else f"Attacker rewrite, status {_e(ex['status'])}"
         parts.append(
             f'<div class="example"><p><b>Seed</b> (step {_e(ex["step"])})</p><pre>{_e(ex["seed"])}</pre>'
@@ -101,22 +121,38 @@ def examples_html(rollouts: list[dict]) -> str:
 
 def render(report: Report) -> str:
     title = f"advgame report: {report.run_dir.name}" if report.run_dir else "advgame report"
-    sections = [f"<h1>{_e(title)}</h1>",
-                f'<p class="muted">advgame {_e(__version__)}, generated '
-                f'{datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}'
-                + (f", run directory {_e(report.run_dir)}" if report.run_dir else "") + "</p>"]
+    sections = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="muted">advgame {_e(__version__)}, generated '
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+        + (f", run directory {_e(report.run_dir)}" if report.run_dir else "")
+        + "</p>",
+    ]
     if report.run_dir is not None:
-        sections += ["<h2>Training curves</h2>", _img(figures.training_curves(report.metrics), "training curves")]
+        sections += [
+            "<h2>Training curves</h2>",
+            _img(figures.training_curves(report.metrics), "training curves"),
+        ]
     if report.evals:
-        sections += ["<h2>Safety-compliance frontier</h2>", _img(figures.frontier(report.evals), "frontier "
-                     "(needs at least one safety and one over-refusal result per model)"),
-                     "<h2>Benchmarks</h2>", _img(figures.benchmark_bars(report.evals), "benchmark bars"),
-                     eval_table(report.evals)]
+        sections += [
+            "<h2>Safety-compliance frontier</h2>",
+            _img(
+                figures.frontier(report.evals),
+                "frontier (needs at least one safety and one over-refusal result per model)",
+            ),
+            "<h2>Benchmarks</h2>",
+            _img(figures.benchmark_bars(report.evals), "benchmark bars"),
+            eval_table(report.evals),
+        ]
     for summary in report.redteams:
         sections += ["<h2>Red-team attacks</h2>", redteam_table(summary)]
     if report.run_dir is not None:
         sections += ["<h2>Example attacks (latest step)</h2>", examples_html(report.rollouts)]
     if report.skipped:
-        sections.append("<h2>Skipped inputs</h2><ul>" + "".join(f"<li>{_e(s)}</li>" for s in report.skipped) + "</ul>")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>\n")
+        sections.append(
+            "<h2>Skipped inputs</h2><ul>" + "".join(f"<li>{_e(s)}</li>" for s in report.skipped) + "</ul>"
+        )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>\n"
+    )

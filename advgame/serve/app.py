@@ -83,7 +83,9 @@ class ChatRequest(BaseModel):
 class RequestError(Exception):
     """A request the server refuses: (HTTP status, one-line message)."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None):
+    def __init__(
+        self, status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None
+    ):
         super().__init__(message)
         self.status, self.message, self.kind, self.headers = status, message, kind, headers
 
@@ -110,18 +112,35 @@ def _context_length(backend) -> int | None:
 class Limits:
     """The server's limits (see `advgame serve --help` and docs/serve.md)."""
 
-    def __init__(self, *, max_request_bytes: int, max_tokens_limit: int, max_n: int, max_prompt_tokens: int,
-                 context_length: int | None, max_concurrent: int, small_request_tokens: int, body_timeout_s: float):
-        for name, value in (("max_request_bytes", max_request_bytes), ("max_tokens_limit", max_tokens_limit),
-                            ("max_n", max_n), ("max_prompt_tokens", max_prompt_tokens),
-                            ("max_concurrent", max_concurrent), ("small_request_tokens", small_request_tokens)):
+    def __init__(
+        self,
+        *,
+        max_request_bytes: int,
+        max_tokens_limit: int,
+        max_n: int,
+        max_prompt_tokens: int,
+        context_length: int | None,
+        max_concurrent: int,
+        small_request_tokens: int,
+        body_timeout_s: float,
+    ):
+        for name, value in (
+            ("max_request_bytes", max_request_bytes),
+            ("max_tokens_limit", max_tokens_limit),
+            ("max_n", max_n),
+            ("max_prompt_tokens", max_prompt_tokens),
+            ("max_concurrent", max_concurrent),
+            ("small_request_tokens", small_request_tokens),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not body_timeout_s > 0:
             raise ValueError(f"body_timeout_s must be positive, got {body_timeout_s!r}")
         self.max_request_bytes, self.max_tokens_limit, self.max_n = max_request_bytes, max_tokens_limit, max_n
         self.context_length = context_length
-        self.max_prompt_tokens = max_prompt_tokens if context_length is None else min(max_prompt_tokens, context_length - 1)
+        self.max_prompt_tokens = (
+            max_prompt_tokens if context_length is None else min(max_prompt_tokens, context_length - 1)
+        )
         self.max_concurrent, self.small_request_tokens = max_concurrent, small_request_tokens
         self.body_timeout_s = body_timeout_s
 
@@ -130,19 +149,34 @@ class Limits:
 
 
 def create_app(
-    backend: GenerationBackend, *, model_name: str, token: str | None, max_request_bytes: int = 1_000_000,
-    max_tokens_limit: int = 1024, max_n: int = 8, max_prompt_tokens: int = 4096, context_length: int | None = None,
-    count_tokens: Callable[[list[dict]], int] | None = None, max_concurrent: int = 32,
-    small_request_tokens: int = 256, body_timeout_s: float = 30.0, scheduler: Scheduler | None = None,
+    backend: GenerationBackend,
+    *,
+    model_name: str,
+    token: str | None,
+    max_request_bytes: int = 1_000_000,
+    max_tokens_limit: int = 1024,
+    max_n: int = 8,
+    max_prompt_tokens: int = 4096,
+    context_length: int | None = None,
+    count_tokens: Callable[[list[dict]], int] | None = None,
+    max_concurrent: int = 32,
+    small_request_tokens: int = 256,
+    body_timeout_s: float = 30.0,
+    scheduler: Scheduler | None = None,
 ) -> Guard:
     """The app serving `backend` as `model_name`; `token=None` disables auth (the CLI's --no-auth).
 
     `count_tokens(messages)` and `context_length` default to the backend's tokenizer and model config when it
     has them (HFBackend). Stop `app.state.scheduler` on shutdown (the CLI does)."""
     limits = Limits(
-        max_request_bytes=max_request_bytes, max_tokens_limit=max_tokens_limit, max_n=max_n,
-        max_prompt_tokens=max_prompt_tokens, context_length=context_length or _context_length(backend),
-        max_concurrent=max_concurrent, small_request_tokens=small_request_tokens, body_timeout_s=body_timeout_s,
+        max_request_bytes=max_request_bytes,
+        max_tokens_limit=max_tokens_limit,
+        max_n=max_n,
+        max_prompt_tokens=max_prompt_tokens,
+        context_length=context_length or _context_length(backend),
+        max_concurrent=max_concurrent,
+        small_request_tokens=small_request_tokens,
+        body_timeout_s=body_timeout_s,
     )
     count_tokens = count_tokens or _hf_token_counter(backend)
     scheduler = scheduler or Scheduler()
@@ -160,7 +194,10 @@ def create_app(
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": 0, "owned_by": "advgame"}]}
+        return {
+            "object": "list",
+            "data": [{"id": model_name, "object": "model", "created": 0, "owned_by": "advgame"}],
+        }
 
     async def read_body(request: Request) -> bytes:
         body = bytearray()
@@ -180,14 +217,17 @@ def create_app(
         try:
             req = ChatRequest.model_validate(data)
         except ValidationError as err:
-            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in err.errors()[:5])
+            fields = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in err.errors()[:5]
+            )
             raise RequestError(422, f"invalid request: {fields}"[:500]) from None
         for i, m in enumerate(req.messages):
             try:
                 m.text().encode("utf-8")
             except UnicodeEncodeError:
-                raise RequestError(422, f"invalid request: messages.{i}.content is not valid Unicode "
-                                        "(a lone surrogate)") from None
+                raise RequestError(
+                    422, f"invalid request: messages.{i}.content is not valid Unicode (a lone surrogate)"
+                ) from None
         if req.stream:
             raise RequestError(422, "streaming is not supported")
         if req.n > limits.max_n:
@@ -198,20 +238,28 @@ def create_app(
         """(prompt tokens or None when unknown, max new tokens); RequestError when over a limit."""
         chars = sum(len(m["content"]) for m in messages)
         if chars > limits.max_prompt_tokens * CHARS_PER_TOKEN_BOUND:
-            raise RequestError(400, f"prompt of {chars} characters is over this server's limit of "
-                                    f"{limits.max_prompt_tokens} prompt tokens")
+            raise RequestError(
+                400,
+                f"prompt of {chars} characters is over this server's limit of "
+                f"{limits.max_prompt_tokens} prompt tokens",
+            )
         cap = min(requested or limits.max_tokens_limit, limits.max_tokens_limit)
         if count_tokens is None:
             return None, cap
         with counter_lock:
             n = count_tokens(messages)
         if n > limits.max_prompt_tokens:
-            raise RequestError(400, f"prompt is {n} tokens; this server accepts at most {limits.max_prompt_tokens}")
+            raise RequestError(
+                400, f"prompt is {n} tokens; this server accepts at most {limits.max_prompt_tokens}"
+            )
         context = limits.context_length
         if context is not None and n + cap > context:
             if requested is not None:
-                raise RequestError(400, f"prompt ({n} tokens) + max_tokens ({cap}) is over the model's context "
-                                        f"of {context} tokens")
+                raise RequestError(
+                    400,
+                    f"prompt ({n} tokens) + max_tokens ({cap}) is over the model's context "
+                    f"of {context} tokens",
+                )
             cap = context - n  # no max_tokens asked: as many as fit
         return n, cap
 
@@ -221,11 +269,17 @@ def create_app(
             try:
                 body = await asyncio.wait_for(read_body(request), limits.body_timeout_s)
             except TimeoutError:
-                raise RequestError(408, f"request body not received within {limits.body_timeout_s:g} s") from None
+                raise RequestError(
+                    408, f"request body not received within {limits.body_timeout_s:g} s"
+                ) from None
             req = parse(body)
             if admitted["n"] >= limits.max_concurrent:
-                raise RequestError(503, f"server busy: {limits.max_concurrent} completions in progress; retry",
-                                   "server_busy", {"Retry-After": "1"})
+                raise RequestError(
+                    503,
+                    f"server busy: {limits.max_concurrent} completions in progress; retry",
+                    "server_busy",
+                    {"Retry-After": "1"},
+                )
             admitted["n"] += 1
         except RequestError as err:
             return _error(err.status, err.message, err.kind, err.headers)
@@ -245,8 +299,9 @@ def create_app(
         requested = req.max_completion_tokens or req.max_tokens
         n_prompt, cap = await run_in_threadpool(measure, messages, requested)
         small = (n_prompt or 0) + req.n * cap <= limits.small_request_tokens
-        sampling = SamplingConfig(temperature=req.temperature, top_p=req.top_p, max_new_tokens=cap,
-                                  batch_size=limits.max_n)
+        sampling = SamplingConfig(
+            temperature=req.temperature, top_p=req.top_p, max_new_tokens=cap, batch_size=limits.max_n
+        )
 
         def generate():
             with scheduler.slot(small):
@@ -256,15 +311,31 @@ def create_app(
         outs = await run_in_threadpool(generate)
         prompt_tokens = len(outs[0].prompt_ids) if outs else 0
         completion_tokens = sum(len(o.token_ids) for o in outs)
-        log.info("chat completion: n=%d, %d prompt + %d completion tokens, %.2f s", req.n, prompt_tokens,
-                 completion_tokens, time.monotonic() - t0)
+        log.info(
+            "chat completion: n=%d, %d prompt + %d completion tokens, %.2f s",
+            req.n,
+            prompt_tokens,
+            completion_tokens,
+            time.monotonic() - t0,
+        )
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": model_name,
-            "choices": [{"index": i, "message": {"role": "assistant", "content": o.text},
-                         "finish_reason": "length" if o.truncated else "stop"} for i, o in enumerate(outs)],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": o.text},
+                    "finish_reason": "length" if o.truncated else "stop",
+                }
+                for i, o in enumerate(outs)
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
 
     expected = None if token is None else token.encode("utf-8")
@@ -289,7 +360,9 @@ class Guard:
         if self.expected is None:
             return True
         scheme, _, given = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("latin-1"), self.expected)
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode("latin-1"), self.expected
+        )
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -297,14 +370,18 @@ class Guard:
         headers = dict(scope.get("headers") or [])
         refused = None
         if scope["path"].startswith("/v1") and not self.authorised(headers):
-            refused = _error(401, "missing or invalid bearer token", "authentication_error", {"WWW-Authenticate": "Bearer"})
+            refused = _error(
+                401, "missing or invalid bearer token", "authentication_error", {"WWW-Authenticate": "Bearer"}
+            )
         else:
             length = headers.get(b"content-length")
             if length is not None:
                 if not length.isdigit():
                     refused = _error(400, "bad Content-Length", "invalid_request_error")
                 elif int(length) > self.max_request_bytes:
-                    refused = _error(413, f"request body over {self.max_request_bytes} bytes", "invalid_request_error")
+                    refused = _error(
+                        413, f"request body over {self.max_request_bytes} bytes", "invalid_request_error"
+                    )
         if refused is not None:
             return await refused(scope, receive, send)
         started = False
@@ -318,13 +395,22 @@ class Guard:
         try:
             await self.app(scope, receive, tracked_send)
         except _DISCONNECTS as err:
-            log.info("client went away during %s %s (%s)", scope.get("method"), scope["path"], type(err).__name__)
+            log.info(
+                "client went away during %s %s (%s)", scope.get("method"), scope["path"], type(err).__name__
+            )
         except Exception as err:  # noqa: BLE001 - one line, no traceback; the client gets a 500
-            log.error("error serving %s %s: %s: %s", scope.get("method"), scope["path"], type(err).__name__,
-                      str(err).splitlines()[0][:200] if str(err) else "")
+            log.error(
+                "error serving %s %s: %s: %s",
+                scope.get("method"),
+                scope["path"],
+                type(err).__name__,
+                str(err).splitlines()[0][:200] if str(err) else "",
+            )
             if not started:
                 try:
-                    await _error(500, f"internal error ({type(err).__name__})", "server_error")(scope, receive, send)
+                    await _error(500, f"internal error ({type(err).__name__})", "server_error")(
+                        scope, receive, send
+                    )
                 except _DISCONNECTS:
                     pass
 

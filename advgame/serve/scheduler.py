@@ -104,7 +104,9 @@ class Scheduler:
     def attach(self, model: torch.nn.Module) -> None:
         """Hook `checkpoint` before the forward of the model and of each of its decoder layers (every module
         held in a ModuleList), so that a pause or a stop takes effect within one layer, prefill included."""
-        targets = [model] + [m for mod in model.modules() if isinstance(mod, torch.nn.ModuleList) for m in mod]
+        targets = [model] + [
+            m for mod in model.modules() if isinstance(mod, torch.nn.ModuleList) for m in mod
+        ]
         for target in targets:
             self._hooks.append(target.register_forward_pre_hook(lambda _module, _args: self.checkpoint()))
 

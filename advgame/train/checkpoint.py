@@ -254,8 +254,11 @@ def load_checkpoint(path: Path | str) -> tuple[dict[str, dict[str, torch.Tensor]
         if ckpt == Path(path) or not _STEP_DIR.match(ckpt.name):
             raise  # a checkpoint directory named explicitly: never substitute another one
         problems = [str(first)]
-        older = sorted((p for p in _step_dirs(ckpt.parent) if p != ckpt),
-                       key=lambda p: int(_STEP_DIR.match(p.name)[1]), reverse=True)
+        older = sorted(
+            (p for p in _step_dirs(ckpt.parent) if p != ckpt),
+            key=lambda p: int(_STEP_DIR.match(p.name)[1]),
+            reverse=True,
+        )
         for candidate in older:
             try:
                 tensors, state = _load_dir(candidate)
@@ -264,7 +267,9 @@ def load_checkpoint(path: Path | str) -> tuple[dict[str, dict[str, torch.Tensor]
                 continue
             log.warning("%s; falling back to the previous intact checkpoint %s", first, candidate)
             return tensors, state, candidate
-        raise CheckpointError("; ".join(problems) + ("" if older else " (and no older checkpoint to fall back to)"))
+        raise CheckpointError(
+            "; ".join(problems) + ("" if older else " (and no older checkpoint to fall back to)")
+        )
 
 
 def _load_dir(ckpt: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:

@@ -38,7 +38,9 @@ def _endpoint(judge) -> str | None:
 
 def describe(role: str, judge) -> str:
     where = _endpoint(judge)
-    return f"the {role} judge {getattr(judge, 'name', type(judge).__name__)}" + (f" at {where}" if where else "")
+    return f"the {role} judge {getattr(judge, 'name', type(judge).__name__)}" + (
+        f" at {where}" if where else ""
+    )
 
 
 def check_judges(game) -> None:

@@ -49,7 +49,9 @@ def apply_launcher_env(cfg: RunConfig, env: Mapping[str, str]) -> RunConfig:
             "remove fsdp_sharding_strategy from the launch config, or launch without FSDP (data parallel)"
         )
     if env.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() == "false":
-        raise LauncherError("accelerate FSDP fsdp_reshard_after_forward=false: advgame always reshards after forward")
+        raise LauncherError(
+            "accelerate FSDP fsdp_reshard_after_forward=false: advgame always reshards after forward"
+        )
     cfg = cfg.model_copy(deep=True)
     sharding = cfg.train.sharding
     changed = {"train.sharding.strategy": "fsdp"}
@@ -65,6 +67,9 @@ def apply_launcher_env(cfg: RunConfig, env: Mapping[str, str]) -> RunConfig:
         cfg.attacker.gradient_checkpointing = cfg.defender.gradient_checkpointing = True
         changed["gradient_checkpointing"] = True
     if env.get("FSDP_VERSION", "2") != "2":
-        log.warning("accelerate asked for FSDP version %s; advgame shards with FSDP2 (fully_shard)", env["FSDP_VERSION"])
+        log.warning(
+            "accelerate asked for FSDP version %s; advgame shards with FSDP2 (fully_shard)",
+            env["FSDP_VERSION"],
+        )
     log.info("from the accelerate launch config: %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
     return validate_config(cfg.model_dump(), source="the config with the accelerate launch settings")

@@ -25,8 +25,15 @@ class TrainProgress:
         self.console = Console(stderr=True)
         self.enabled = enabled
         self.progress = Progress(
-            TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(), TextColumn("eta"),
-            TimeRemainingColumn(), TextColumn("{task.description}"), console=self.console, disable=not enabled,
+            TextColumn("[bold]step"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=self.console,
+            disable=not enabled,
         )
         self.task = self.progress.add_task("", total=total, completed=start)
 

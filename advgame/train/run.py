@@ -30,8 +30,11 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
         )
         return EXIT_BAD_INPUT
     if resume and not has_checkpoint(target):
-        print(f"advgame train: {target} holds no complete checkpoint (killed before the first one was written): "
-              "starting it from step 0", file=sys.stderr)
+        print(
+            f"advgame train: {target} holds no complete checkpoint (killed before the first one was written): "
+            "starting it from step 0",
+            file=sys.stderr,
+        )
     try:
         out = train(cfg, target, resume=resume)
     except AdvGameError as err:  # bad input (config, data, model, checkpoint, judges): one line
@@ -40,11 +43,16 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
     except OSError as err:  # disk full, a directory that became unwritable: the last checkpoint is intact
         from advgame.paths import describe_os_error
 
-        print(f"advgame train: cannot write the run's files: {describe_os_error(err)}; the last complete checkpoint "
-              f"is intact: free space or fix {target}, then continue with --resume {target}", file=sys.stderr)
+        print(
+            f"advgame train: cannot write the run's files: {describe_os_error(err)}; the last complete checkpoint "
+            f"is intact: free space or fix {target}, then continue with --resume {target}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print(f"\nadvgame train: interrupted; continue with: advgame train --resume {target}", file=sys.stderr)
+        print(
+            f"\nadvgame train: interrupted; continue with: advgame train --resume {target}", file=sys.stderr
+        )
         return EXIT_INTERRUPTED
     if os.environ.get("RANK", "0") == "0":
         print(f"run finished: {out}")

@@ -44,11 +44,15 @@ def _player(name: str, model_cfg: ModelConfig, cfg: RunConfig) -> Player:
     torch.manual_seed(cfg.seed)  # LoRA initialisation is random: make it a function of the run seed
     if cfg.train.sharding.strategy != "fsdp" or not distributed.active():
         player = Player.load(name, model_cfg, cfg.ema)
-        enable_autocast(player.model, compute_dtype(model_cfg))  # fp32 masters, bf16 compute (docs/precision.md)
+        enable_autocast(
+            player.model, compute_dtype(model_cfg)
+        )  # fp32 masters, bf16 compute (docs/precision.md)
         return _finish_player(player, cfg)
     model, tokenizer = load_model(model_cfg)
     distributed.broadcast_module(model)  # every process starts from rank 0's weights, then keeps 1/N of them
-    shard_model(model, cfg.train.sharding, compute_dtype(model_cfg))  # MixedPrecisionPolicy instead of autocast
+    shard_model(
+        model, cfg.train.sharding, compute_dtype(model_cfg)
+    )  # MixedPrecisionPolicy instead of autocast
     return _finish_player(Player(name=name, model=model, tokenizer=tokenizer, ema_cfg=cfg.ema), cfg)
 
 
@@ -56,8 +60,10 @@ def _shared_base_players(cfg: RunConfig) -> tuple[Player, Player]:
     """Both players as LoRA adapters of one frozen base model (one-GPU memory mode)."""
     base, tokenizer = load_model(cfg.attacker, trainable=False)
     torch.manual_seed(cfg.seed)
-    views = shared_base_views(base, {"attacker": peft_lora_config(cfg.attacker.lora),
-                                     "defender": peft_lora_config(cfg.defender.lora)})
+    views = shared_base_views(
+        base,
+        {"attacker": peft_lora_config(cfg.attacker.lora), "defender": peft_lora_config(cfg.defender.lora)},
+    )
     enable_autocast(views["attacker"], compute_dtype(cfg.attacker))  # the shared base's forward serves both
     players = [Player(name=n, model=views[n], tokenizer=tokenizer, ema_cfg=cfg.ema) for n in PLAYER_ADAPTERS]
     return tuple(_finish_player(p, cfg) for p in players)
@@ -67,7 +73,9 @@ def _finish_player(player: Player, cfg: RunConfig) -> Player:
     """The player's generation engine (when not in-process HF), optimiser and schedule."""
     model_cfg = cfg.defender if player.name == "defender" else cfg.attacker
     storage = next(p for p in player.model.parameters() if p.requires_grad).dtype  # `dtype: auto` resolved
-    check_resolved_storage("defender" if player.name == "defender" else "attacker", model_cfg, cfg.optim.lr, storage)
+    check_resolved_storage(
+        "defender" if player.name == "defender" else "attacker", model_cfg, cfg.optim.lr, storage
+    )
     if model_cfg.engine.kind != "hf":
         player.backend = build_engine(model_cfg, player.tokenizer, player.name, cfg.seed)
         player.engine_sync = EngineSync(player.backend, player.name, model_cfg.engine.exchange_dir)
@@ -89,8 +97,9 @@ def build_judges(cfg: RunConfig, attacker: Player, defender: Player) -> GameJudg
             cache[key] = build_judge(jcfg, _judge_backend(jcfg, attacker, defender), seed=cfg.seed)
         return cache[key]
 
-    return game_judges(cfg, make("faithfulness"), make("defender"),
-                       make("attacker") if cfg.game.train_attacker else None)
+    return game_judges(
+        cfg, make("faithfulness"), make("defender"), make("attacker") if cfg.game.train_attacker else None
+    )
 
 
 def game_judges(cfg: RunConfig, faithfulness: Judge, defender: Judge, attacker: Judge | None) -> GameJudges:
@@ -102,8 +111,11 @@ def game_judges(cfg: RunConfig, faithfulness: Judge, defender: Judge, attacker: 
     return GameJudges(
         faithfulness=RoleView(faithfulness, "faithfulness"),
         defender=RoleJudge(RoleView(defender, "defender"), cfg.judges.for_role("defender").mode),
-        attacker=(RoleJudge(RoleView(attacker, "attacker"), cfg.judges.for_role("attacker").mode)
-                  if cfg.game.train_attacker else None),
+        attacker=(
+            RoleJudge(RoleView(attacker, "attacker"), cfg.judges.for_role("attacker").mode)
+            if cfg.game.train_attacker
+            else None
+        ),
     )
 
 

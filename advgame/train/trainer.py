@@ -78,7 +78,9 @@ def train(
         )
     start = 0
     data = build_data(cfg)
-    saved_cfg = cfg  # what config.yaml records (and --resume reads): the warm start is found again in its cache
+    saved_cfg = (
+        cfg  # what config.yaml records (and --resume reads): the warm start is found again in its cache
+    )
     if game is None:
         cfg = apply_warm_start(cfg, {c: s.seeds for c, s in data.train.items()})
         game = build_game(cfg)
@@ -97,12 +99,18 @@ def train(
         start = restore(run_dir, game, data)
     elif rank.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(saved_cfg.model_dump(mode="json"), sort_keys=False))
+        (run_dir / "config.yaml").write_text(
+            yaml.safe_dump(saved_cfg.model_dump(mode="json"), sort_keys=False)
+        )
     logger = rollout_log = None
     if rank.is_main:
         logger = MetricsLogger(
-            run_dir, tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
-            config=cfg.model_dump(mode="json"), run_name=cfg.name, resume=resume,
+            run_dir,
+            tensorboard=cfg.logging.tensorboard,
+            wandb=cfg.logging.wandb,
+            config=cfg.model_dump(mode="json"),
+            run_name=cfg.name,
+            resume=resume,
         )
         rollout_log = RolloutLog(run_dir, cfg.logging.rollouts) if cfg.logging.rollouts != "off" else None
         if resume:
@@ -142,7 +150,9 @@ def train(
                 if logger:
                     logger.log(done, {**metrics, **failures})
             if rollout_log:
-                rollout_log.write([rec for split, tree in trees.items() for rec in tree_records(tree, done, split)])
+                rollout_log.write(
+                    [rec for split, tree in trees.items() for rec in tree_records(tree, done, split)]
+                )
             progress.step(done, metrics)
             if done % cfg.train.validate_every_n_steps == 0 or done == cfg.train.steps:
                 progress.validation(validation(done))
@@ -160,7 +170,11 @@ def run_validation(game: Game, data: SeedData, step: int) -> tuple[dict[str, flo
     cfg = game.cfg
     sampling = cfg.defender_sampling.model_copy(update={"temperature": cfg.train.validation_temperature})
     metrics, records = validate(
-        game.defender, data.valid, sampling, is_refusal, judge=game.judges.defender,
+        game.defender,
+        data.valid,
+        sampling,
+        is_refusal,
+        judge=game.judges.defender,
         seed=derive_seed(cfg.seed, "validation", step),
     )
     return {**metrics, "classifier": REFUSAL_CLASSIFIER_ID}, records

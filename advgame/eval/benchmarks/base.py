@@ -1,10 +1,10 @@
 """What a benchmark is: a name, an axis, a metric, canonical sources, and a parser of its file schema.
 
-    axis           metric       higher_is_better   kind
-    safety         asr          False              generate: answer each item, classify, count attack success
-    over_refusal   compliance   True               generate: answer each item, classify, count compliance
-    utility        accuracy     True               lm-eval: run through lm-eval-harness (optional extra)
-    utility        win_rate     True               win-rate: pairwise LLM judge against a baseline's answers
+axis           metric       higher_is_better   kind
+safety         asr          False              generate: answer each item, classify, count attack success
+over_refusal   compliance   True               generate: answer each item, classify, count compliance
+utility        accuracy     True               lm-eval: run through lm-eval-harness (optional extra)
+utility        win_rate     True               win-rate: pairwise LLM judge against a baseline's answers
 """
 
 from __future__ import annotations

@@ -57,8 +57,12 @@ def read_rows(path: Path) -> list[dict]:
                 raise DataFileError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow") from err
             return pq.read_table(path).to_pylist()
     except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as err:
-        raise DataFileError(f"{path}: cannot read ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
-    raise DataFileError(f"{path}: unsupported extension '{suffix}' (use .csv, .tsv, .jsonl, .json, .yaml or .parquet)")
+        raise DataFileError(
+            f"{path}: cannot read ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+        ) from err
+    raise DataFileError(
+        f"{path}: unsupported extension '{suffix}' (use .csv, .tsv, .jsonl, .json, .yaml or .parquet)"
+    )
 
 
 def require_columns(path: Path, rows: list[dict], *columns: str) -> None:
@@ -69,4 +73,6 @@ def require_columns(path: Path, rows: list[dict], *columns: str) -> None:
         raise DataFileError(f"{path}: rows must be objects with named fields")
     missing = [c for c in columns if c not in rows[0]]
     if missing:
-        raise DataFileError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, rows[0]))}")
+        raise DataFileError(
+            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, rows[0]))}"
+        )

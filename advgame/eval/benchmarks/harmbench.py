@@ -54,8 +54,10 @@ def read_harmbench(path: Path, functional: Collection[str] | None = None) -> lis
     missing = [c for c in REQUIRED_COLUMNS if c not in rows[0]]
     if missing:
         found = ", ".join(str(c) for c in rows[0] if c is not None)
-        raise DataFileError(f"{path}: not a HarmBench behaviours file, missing column(s) {', '.join(missing)}; "
-                            f"found {found or 'none'}")
+        raise DataFileError(
+            f"{path}: not a HarmBench behaviours file, missing column(s) {', '.join(missing)}; "
+            f"found {found or 'none'}"
+        )
     wanted = None if functional is None else {f.strip() for f in functional}
     out, seen = [], set()
     for r in rows:
@@ -65,8 +67,10 @@ def read_harmbench(path: Path, functional: Collection[str] | None = None) -> lis
         context = _cell(r, "ContextString") or None
         row_id = _cell(r, "BehaviorID") or fallback_id(behavior, context)
         if row_id in seen:
-            raise DataFileError(f"{path}: BehaviorID {row_id!r} appears twice; ids must be unique (they key the "
-                                "answer cache and the red-team resume log)")
+            raise DataFileError(
+                f"{path}: BehaviorID {row_id!r} appears twice; ids must be unique (they key the "
+                "answer cache and the red-team resume log)"
+            )
         seen.add(row_id)
         out.append(HarmBenchRow(row_id, behavior, kind, _cell(r, "SemanticCategory"), context))
     return out

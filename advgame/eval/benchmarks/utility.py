@@ -21,8 +21,12 @@ from advgame.eval.benchmarks.safety import _hid
 def parse_alpacaeval(path: Path) -> list[EvalItem]:
     rows = read_rows(path)
     require_columns(path, rows, "instruction")
-    return [EvalItem(str(r.get("id") or f"alpaca-{_hid(r['instruction'])}"), r["instruction"].strip(), r.get("dataset"))
-            for r in rows]
+    return [
+        EvalItem(
+            str(r.get("id") or f"alpaca-{_hid(r['instruction'])}"), r["instruction"].strip(), r.get("dataset")
+        )
+        for r in rows
+    ]
 
 
 def parse_arenahard(path: Path) -> list[EvalItem]:
@@ -34,7 +38,9 @@ def parse_arenahard(path: Path) -> list[EvalItem]:
         if text is None and r.get("turns"):
             text = r["turns"][0].get("content")
         if not qid or not text:
-            raise DataFileError(f"{path}: each row needs question_id (or uid) and turns[0].content (or prompt)")
+            raise DataFileError(
+                f"{path}: each row needs question_id (or uid) and turns[0].content (or prompt)"
+            )
         items.append(EvalItem(str(qid), str(text).strip(), r.get("category")))
     return items
 
@@ -58,5 +64,8 @@ def read_baseline_answers(path: Path) -> dict[str, str]:
 def baseline_from_items_file(path: Path) -> dict[str, str]:
     """AlpacaEval's file carries a reference answer per instruction in `output`."""
     rows = read_rows(path)
-    return {f"alpaca-{_hid(r['instruction'].strip())}": str(r["output"]) for r in rows
-            if r.get("instruction") and r.get("output") and not r.get("id")}
+    return {
+        f"alpaca-{_hid(r['instruction'].strip())}": str(r["output"])
+        for r in rows
+        if r.get("instruction") and r.get("output") and not r.get("id")
+    }

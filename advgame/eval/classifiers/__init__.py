@@ -1,9 +1,9 @@
 """Classifiers that decide refusal / attack success; `build_classifier(name)` makes one by name.
 
-    refusal-string                         string matching (offline, no model): refusal-string@3, the project's
-                                           one refusal matcher (advgame.judges.refusal, docs/classifiers.md)
-    llm-judge                              3-question rubric over any backend (`backend=` required)
-    harmbench-cls, wildguard, llama-guard-3  open guard models (`path=` a local dir, else the hub)
+refusal-string                         string matching (offline, no model): refusal-string@3, the project's
+                                       one refusal matcher (advgame.judges.refusal, docs/classifiers.md)
+llm-judge                              3-question rubric over any backend (`backend=` required)
+harmbench-cls, wildguard, llama-guard-3  open guard models (`path=` a local dir, else the hub)
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from advgame.eval.classifiers.llm_judge import LLMJudgeClassifier
 from advgame.eval.classifiers.refusal_string import RefusalStringClassifier
 
 __all__ = [
-    "CLASSIFIERS", "Classifier", "ClassifyItem", "GuardUnavailable", "Verdict", "build_classifier", "classifier_id",
+    "CLASSIFIERS",
+    "Classifier",
+    "ClassifyItem",
+    "GuardUnavailable",
+    "Verdict",
+    "build_classifier",
+    "classifier_id",
 ]
 
 CLASSIFIERS = {

@@ -37,5 +37,7 @@ class RefusalStringClassifier:
                 out.append(Verdict(refused=None, error="empty response"))
             else:
                 match = analyse(item.response, item.request)
-                out.append(Verdict(refused=match.refused, raw=f"{match.label}:{match.rule}" if match.rule else None))
+                out.append(
+                    Verdict(refused=match.refused, raw=f"{match.label}:{match.rule}" if match.rule else None)
+                )
         return out

@@ -31,8 +31,12 @@ class AdvGameAttack:
     name: str = "advgame"
 
     def budget_info(self) -> dict:
-        return {**self.budget.as_dict(), "samples": self.samples, "attacker": self.backend.name,
-                "attacker_format": self.fmt}
+        return {
+            **self.budget.as_dict(),
+            "samples": self.samples,
+            "attacker": self.backend.name,
+            "attacker_format": self.fmt,
+        }
 
     def run(self, behavior: Behavior, target: Target) -> list[Candidate]:
         meter = Meter(target, self.budget)
@@ -47,7 +51,11 @@ class AdvGameAttack:
         for i, p in enumerate(parsed):
             info = {"sample": i}
             if p is None:
-                out.append(Candidate(None, None, 0, share, error="attacker_parse", info={**info, "raw": outs[i].text}))
+                out.append(
+                    Candidate(
+                        None, None, 0, share, error="attacker_parse", info={**info, "raw": outs[i].text}
+                    )
+                )
             elif i not in replies:
                 out.append(Candidate(p.prompt, None, 0, share, error="budget", info=info))
             else:

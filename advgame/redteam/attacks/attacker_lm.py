@@ -41,8 +41,14 @@ Messages = list[dict[str, str]]
 class AttackerLM:
     """Generates prompts from conversations; `parse_failures` counts answers that broke the layout."""
 
-    def __init__(self, backend: GenerationBackend, sampling: SamplingConfig, fmt: AttackerFormat = "nothink",
-                 seed: int = 0, keep_turns: int = 3):
+    def __init__(
+        self,
+        backend: GenerationBackend,
+        sampling: SamplingConfig,
+        fmt: AttackerFormat = "nothink",
+        seed: int = 0,
+        keep_turns: int = 3,
+    ):
         self.backend, self.sampling, self.fmt, self.keep_turns = backend, sampling, fmt, keep_turns
         self.parse_failures = 0
         self._rng = random.Random(seed)
@@ -51,23 +57,33 @@ class AttackerLM:
         """The first message of a conversation about `behavior`."""
         return [{"role": "user", "content": _GOAL.format(behavior=behavior) + _LAYOUT[self.fmt]}]
 
-    def extend(self, conversation: Messages, raw_answer: str, prompt: str, reply: str, score: float | None) -> Messages:
+    def extend(
+        self, conversation: Messages, raw_answer: str, prompt: str, reply: str, score: float | None
+    ) -> Messages:
         """The conversation plus the attacker's answer and the feedback on it; old turns beyond
         `keep_turns` are dropped (the opening is always kept)."""
         nonce = f"{self._rng.getrandbits(64):016x}"
         feedback = _FEEDBACK.format(
-            nonce=nonce, prompt=fence("YOUR_PROMPT", prompt, nonce), reply=fence("TARGET_REPLY", reply, nonce),
+            nonce=nonce,
+            prompt=fence("YOUR_PROMPT", prompt, nonce),
+            reply=fence("TARGET_REPLY", reply, nonce),
             score="unrated" if score is None else f"{score:g}",
         )
-        turns = conversation[1:] + [{"role": "assistant", "content": raw_answer}, {"role": "user", "content": feedback}]
-        return conversation[:1] + turns[-2 * self.keep_turns:]
+        turns = conversation[1:] + [
+            {"role": "assistant", "content": raw_answer},
+            {"role": "user", "content": feedback},
+        ]
+        return conversation[:1] + turns[-2 * self.keep_turns :]
 
-    def propose(self, conversations: Sequence[Messages], num_samples: int = 1) -> list[tuple[str, str | None]]:
+    def propose(
+        self, conversations: Sequence[Messages], num_samples: int = 1
+    ) -> list[tuple[str, str | None]]:
         """(raw answer, parsed prompt or None) for each conversation x sample, conversation-major."""
         if not conversations:
             return []
-        outs = self.backend.generate(list(conversations), self.sampling, num_samples=num_samples,
-                                     seed=self._rng.randrange(2**31))
+        outs = self.backend.generate(
+            list(conversations), self.sampling, num_samples=num_samples, seed=self._rng.randrange(2**31)
+        )
         result = []
         for out in outs:
             parsed = None if out.error else parse_attacker_output(out.text, self.fmt)

@@ -67,13 +67,26 @@ def _target_loss(model: torch.nn.Module, target: torch.Tensor, **inputs) -> torc
     target are computed (`logits_to_keep`): the full [B, L, vocab] tensor would dominate time and memory."""
     keep = target.shape[0] + 1
     logits = model(**inputs, logits_to_keep=keep).logits[:, -keep:-1].float()
-    return F.cross_entropy(logits.transpose(1, 2), target.expand(logits.shape[0], -1), reduction="none").mean(-1)
+    return F.cross_entropy(logits.transpose(1, 2), target.expand(logits.shape[0], -1), reduction="none").mean(
+        -1
+    )
 
 
 def gcg_optimize(
-    model: torch.nn.Module, tokenizer, user_text: str, target_text: str, *, steps: int = 20,
-    search_width: int = 64, topk: int = 64, suffix_len: int = 20, batch_size: int = 64, seed: int = 0,
-    max_seconds: float = float("inf"), init: str = "!", prefix_cache: bool = True,
+    model: torch.nn.Module,
+    tokenizer,
+    user_text: str,
+    target_text: str,
+    *,
+    steps: int = 20,
+    search_width: int = 64,
+    topk: int = 64,
+    suffix_len: int = 20,
+    batch_size: int = 64,
+    seed: int = 0,
+    max_seconds: float = float("inf"),
+    init: str = "!",
+    prefix_cache: bool = True,
 ) -> GCGResult:
     """Run GCG for `steps` steps (or until `max_seconds`); see the module docstring."""
     start_time = time.monotonic()
@@ -95,14 +108,19 @@ def gcg_optimize(
         out = []
         with torch.no_grad():
             for k in range(0, cands.shape[0], batch_size):
-                c = cands[k:k + batch_size]
+                c = cands[k : k + batch_size]
                 n = c.shape[0]
                 rest = [c, post.expand(n, -1), target.expand(n, -1)]
                 if cache is None:
-                    out.append(_target_loss(model, target, input_ids=torch.cat([pre.expand(n, -1), *rest], 1)))
+                    out.append(
+                        _target_loss(model, target, input_ids=torch.cat([pre.expand(n, -1), *rest], 1))
+                    )
                 else:
-                    out.append(_target_loss(model, target, input_ids=torch.cat(rest, 1),
-                                            past_key_values=_expanded(cache, n)))
+                    out.append(
+                        _target_loss(
+                            model, target, input_ids=torch.cat(rest, 1), past_key_values=_expanded(cache, n)
+                        )
+                    )
         return torch.cat(out)
 
     current_loss = float(batch_loss(suffix[None])[0])
@@ -157,6 +175,9 @@ def _expanded(cache, n: int):
 
 def _retokenisable(tokenizer, cands: torch.Tensor) -> torch.Tensor:
     """The candidates whose decoded text encodes back to the same ids (all of them if none does)."""
-    keep = [i for i, row in enumerate(cands.tolist())
-            if tokenizer(tokenizer.decode(row), add_special_tokens=False)["input_ids"] == row]
+    keep = [
+        i
+        for i, row in enumerate(cands.tolist())
+        if tokenizer(tokenizer.decode(row), add_special_tokens=False)["input_ids"] == row
+    ]
     return cands[keep] if keep else cands

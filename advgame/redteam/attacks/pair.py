@@ -30,8 +30,13 @@ class PairAttack:
     name: str = "pair"
 
     def budget_info(self) -> dict:
-        return {**self.budget.as_dict(), "n_streams": self.n_streams, "n_iterations": self.n_iterations,
-                "stop_score": self.stop_score, "scorer": self.scorer.name}
+        return {
+            **self.budget.as_dict(),
+            "n_streams": self.n_streams,
+            "n_iterations": self.n_iterations,
+            "stop_score": self.stop_score,
+            "scorer": self.scorer.name,
+        }
 
     def run(self, behavior: Behavior, target: Target) -> list[Candidate]:
         meter = Meter(target, self.budget)
@@ -49,7 +54,9 @@ class PairAttack:
             replies = target.chat([proposals[i][1] for i in live])
             ok = [(i, r) for i, r in zip(live, replies, strict=True) if not r.error]
             stats["target_errors"] += len(live) - len(ok)
-            scores = self.scorer.rate(behavior.text, [proposals[i][1] for i, _ in ok], [r.text for _, r in ok])
+            scores = self.scorer.rate(
+                behavior.text, [proposals[i][1] for i, _ in ok], [r.text for _, r in ok]
+            )
             for (i, reply), score in zip(ok, scores, strict=True):
                 stats["scores_undecided"] += score is None
                 raw, prompt = proposals[i]

@@ -32,15 +32,30 @@ class TapAttack:
     name: str = "tap"
 
     def budget_info(self) -> dict:
-        return {**self.budget.as_dict(), "branching": self.branching, "width": self.width, "depth": self.depth,
-                "roots": self.roots, "stop_score": self.stop_score, "scorer": self.scorer.name}
+        return {
+            **self.budget.as_dict(),
+            "branching": self.branching,
+            "width": self.width,
+            "depth": self.depth,
+            "roots": self.roots,
+            "stop_score": self.stop_score,
+            "scorer": self.scorer.name,
+        }
 
     def run(self, behavior: Behavior, target: Target) -> list[Candidate]:
         meter = Meter(target, self.budget)
         leaves = [self.attacker.opening(behavior.text) for _ in range(self.roots)]
-        stats = {"depth_reached": 0, "generated": 0, "attacker_parse_failures": 0, "pruned_off_topic": 0,
-                 "on_topic_undecided": 0, "queried": 0, "pruned_low_score": 0, "target_errors": 0,
-                 "scores_undecided": 0}
+        stats = {
+            "depth_reached": 0,
+            "generated": 0,
+            "attacker_parse_failures": 0,
+            "pruned_off_topic": 0,
+            "on_topic_undecided": 0,
+            "queried": 0,
+            "pruned_low_score": 0,
+            "target_errors": 0,
+            "scores_undecided": 0,
+        }
         best: tuple[float, str, str, int] | None = None
         for level in range(self.depth):
             if meter.exhausted() or not leaves:
@@ -59,7 +74,9 @@ class TapAttack:
             stats["queried"] += len(kept)
             answered = [(c, r) for c, r in zip(kept, replies, strict=True) if not r.error]
             stats["target_errors"] += len(kept) - len(answered)
-            scores = self.scorer.rate(behavior.text, [c[2] for c, _ in answered], [r.text for _, r in answered])
+            scores = self.scorer.rate(
+                behavior.text, [c[2] for c, _ in answered], [r.text for _, r in answered]
+            )
             scored = []
             for ((parent, raw, prompt), reply), score in zip(answered, scores, strict=True):
                 stats["scores_undecided"] += score is None
@@ -75,5 +92,12 @@ class TapAttack:
             leaves = [conv for _, conv in scored[: self.width]]
         if best is None:
             return [Candidate(None, None, meter.queries, meter.elapsed, error="no_reply", info=stats)]
-        return [Candidate(best[1], best[2], meter.queries, meter.elapsed,
-                          info={**stats, "best_score": best[0], "best_depth": best[3]})]
+        return [
+            Candidate(
+                best[1],
+                best[2],
+                meter.queries,
+                meter.elapsed,
+                info={**stats, "best_score": best[0], "best_depth": best[3]},
+            )
+        ]
