@@ -64,7 +64,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _relaunch(args: argparse.Namespace) -> int:
-    """`advgame train --num-processes N ...` = `torchrun --standalone --nproc-per-node N -m advgame train ...`."""
+    """`advgame train --num-processes N ...` = `torchrun --standalone --nproc-per-node N -m advgame train
+    ...`."""
     import subprocess
 
     cmd = [
@@ -95,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train an Attacker and a Defender jointly",
-        description="Train both players from a YAML preset. Any field can be overridden: optim.lr=1e-5 ema.decay=0.9",
+        description="Train both players from a YAML preset. Any field can be overridden: optim.lr=1e-5 "
+        "ema.decay=0.9",
     )
     train.add_argument(
         "config", nargs="?", help="YAML preset, e.g. configs/cpu_demo.yaml (optional with --resume)"
@@ -111,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="data-parallel processes on this machine (relaunches under torchrun; `accelerate launch -m advgame "
-        "train ...` and `torchrun` work too)",
+        help="data-parallel processes on this machine (relaunches under torchrun; `accelerate launch -m "
+        "advgame train ...` and `torchrun` work too)",
     )
     train.set_defaults(run=_train)
 
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = [e for e in extra if "=" in e and not e.startswith("-")]
         if not hasattr(args, "overrides") or len(overrides) != len(extra):
             parser.error(
-                f"unrecognized arguments: {' '.join(e for e in extra if e not in overrides) or ' '.join(extra)}"
+                "unrecognized arguments: "
+                f"{' '.join(e for e in extra if e not in overrides) or ' '.join(extra)}"
             )
         args.overrides += overrides
     return args.run(args)

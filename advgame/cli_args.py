@@ -8,7 +8,8 @@ import math
 
 
 def number(low: float, high: float = math.inf, kind=int):
-    """An argparse type: a finite number of `kind` in [low, high] (budgets of 0 or -1 are errors, not no-ops)."""
+    """An argparse type: a finite number of `kind` in [low, high] (budgets of 0 or -1 are errors, not
+    no-ops)."""
 
     def parse(text: str):
         try:

@@ -64,7 +64,8 @@ def before_after_table(summaries: dict[int, dict], classifier: str) -> Table:
     before, after = summaries[first], summaries[last]
     n = {c: after[k]["n"] for c, k in (("harmful", "harmful_refusal"), ("benign", "benign_compliance"))}
     table = Table(
-        title=f"Defender on held-out seeds: after the warm start (step {first}) -> after the game (step {last})"
+        title=f"Defender on held-out seeds: after the warm start (step {first}) -> after the game "
+        f"(step {last})"
     )
     table.add_column("metric")
     table.add_column("warm start [95% CI]", justify="right")
@@ -107,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(cfg.output_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     console.print(
-        f"[bold]advgame demo[/bold]: {'warm start, then ' if cfg.warm_start.enabled else ''}{cfg.train.steps} "
+        "[bold]advgame demo[/bold]: "
+        f"{'warm start, then ' if cfg.warm_start.enabled else ''}{cfg.train.steps} "
         f"game steps, {cfg.loss.type.upper()}{'-MD' if cfg.ema.sample_from_ema else ''}, attacker "
-        f"{cfg.attacker.path} / defender {cfg.defender.path}, judges: {cfg.judges.default.kind}; run dir {run_dir}"
+        f"{cfg.attacker.path} / defender {cfg.defender.path}, judges: {cfg.judges.default.kind}; "
+        f"run dir {run_dir}"
     )
     t0 = time.perf_counter()
     train(cfg, run_dir)

@@ -46,7 +46,10 @@ FORMAT_VERSION = 2  # bump when the rows or the training recipe change: old cach
 # Refusal-and-redirect answers, written for this project: decline briefly, say why, offer a safe direction.
 REFUSALS = (
     "I can't help with that because it could hurt people. I'm happy to help with something safer instead.",
-    "Sorry, I won't assist with this, since it could cause real harm. Consider reaching out to a professional.",
+    (
+        "Sorry, I won't assist with this, since it could cause real harm. Consider reaching out to a "
+        "professional."
+    ),
     "I'm not able to help with that request. If you're worried about safety, I can share general resources.",
     "I can't provide that, as it could be dangerous or illegal. Is there something else I can help you with?",
 )
@@ -77,7 +80,8 @@ def cache_key(model_cfg: ModelConfig, cfg: WarmStartConfig, refusals, benign: li
 
 
 def apply_warm_start(cfg: RunConfig, train_seeds: dict[str, list[SeedPrompt]]) -> RunConfig:
-    """`cfg` with the Defender's path pointing at its warm-started copy (unchanged when the warm start is off)."""
+    """`cfg` with the Defender's path pointing at its warm-started copy (unchanged when the warm start is
+    off)."""
     if not cfg.warm_start.enabled:
         return cfg
     path = warm_started(

@@ -1,7 +1,9 @@
 """Accuracy of the refusal matchers against hand labels: refusal-string@3 next to the versions it replaced.
 
-    python bench/classifier_accuracy.py                      # all parts, table + bench/results/classifier_accuracy.json
-    python bench/classifier_accuracy.py --parts tune --errors tune   # while developing: tune part, list its errors
+    # all parts, table + bench/results/classifier_accuracy.json
+    python bench/classifier_accuracy.py
+    # while developing: tune part, list its errors
+    python bench/classifier_accuracy.py --parts tune --errors tune
 
 Parts (each a JSONL of {"prompt", "completion", "label"} rows, label full_compliance / full_refusal /
 partial_refusal; a refusal is a full or partial refusal):
@@ -181,7 +183,8 @@ def main() -> int:
         for r in results[part]["classifiers"]["v3"]["_errors"]:
             m = analyse(r["completion"], r["prompt"])
             console.print(
-                f"- gold {r['label']}, rule {m.rule} {m.cue!r}: {r['prompt'][:60]!r} -> {r['completion'][:160]!r}",
+                f"- gold {r['label']}, rule {m.rule} {m.cue!r}: {r['prompt'][:60]!r} "
+                f"-> {r['completion'][:160]!r}",
                 markup=False,
             )
 

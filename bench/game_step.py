@@ -61,14 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     median = {k: statistics.median(r[k] for r in runs) for k in [*PHASES, "total"]}
 
     print(
-        f"one game step of {Path(args.config).name} (both splits), median of {len(runs)} steps after a warm-up"
+        f"one game step of {Path(args.config).name} (both splits), median of {len(runs)} steps after a "
+        "warm-up"
     )
     print(f"{'phase':<22}{'seconds':>10}{'share':>9}")
     for phase in PHASES:
         print(f"{phase:<22}{median[phase]:>10.3f}{median[phase] / median['total']:>9.0%}")
     print(f"{'total':<22}{median['total']:>10.2f}")
     print(
-        f"model load {load_s:.1f} s; peak RSS {peak_rss_gib():.2f} GiB; torch threads {torch.get_num_threads()}"
+        f"model load {load_s:.1f} s; peak RSS {peak_rss_gib():.2f} GiB; torch "
+        f"threads {torch.get_num_threads()}"
     )
 
     out = Path(args.out)

@@ -138,7 +138,10 @@ def bf16_masters(device: str, tmp: Path) -> str:
     frac, ema_frac = moved / total, ema_moved / total
     master = {p.dtype for p in player.model.parameters()} | {g.dtype for g in grads.values()}
     ok = frac >= 0.99 and ema_frac >= 0.99 and set(dtypes) == {torch.bfloat16} and master == {torch.float32}
-    detail = f"moved {frac:.4f}, EMA moved {ema_frac:.4f}, logits {sorted(map(str, set(dtypes)))}, masters {master}"
+    detail = (
+        f"moved {frac:.4f}, EMA moved {ema_frac:.4f}, logits {sorted(map(str, set(dtypes)))}, "
+        f"masters {master}"
+    )
     if not ok:
         raise AssertionError(detail)
     return detail
@@ -184,7 +187,10 @@ def sampler_logprobs(device: str, tmp: Path) -> str:
         diff = max(diff, (torch.tensor(c.logprobs) - ref[i, : len(c.token_ids)]).abs().max().item())
     if diff > 1e-5:
         raise AssertionError(f"max |Δ log-prob| {diff:.2e} > 1e-5")
-    return f"max |Δ log-prob| {diff:.1e} over {sum(len(c.token_ids) for c in new.completions)} tokens (bf16 autocast)"
+    return (
+        f"max |Δ log-prob| {diff:.1e} over {sum(len(c.token_ids) for c in new.completions)} tokens (bf16 "
+        "autocast)"
+    )
 
 
 @check("dpo_md_step")
@@ -342,7 +348,8 @@ def vllm_generate(device: str, tmp: Path) -> str:
     )
     if len(outs) != 4 or any(o.logprobs is None or len(o.logprobs) != len(o.token_ids) for o in outs):
         raise AssertionError(
-            f"{len(outs)} completions, log-probs {[None if o.logprobs is None else len(o.logprobs) for o in outs]}"
+            f"{len(outs)} completions, "
+            f"log-probs {[None if o.logprobs is None else len(o.logprobs) for o in outs]}"
         )
     return f"{sum(len(o.token_ids) for o in outs)} tokens in 4 completions, with log-probs"
 

@@ -329,14 +329,14 @@ def bench_generation(
     }
 
 
-# ----------------------------------------------------------------------------------------------- (b, c) DPO step
+# -------------------------------------------------------------------------------------------- (b, c) DPO step
 
 
 def preference_pairs(
     tokenizer, n_pairs: int, prompt_tokens: tuple[int, int], completion_tokens: tuple[int, int]
 ):
-    """`n_pairs` conversational (prompt, chosen, rejected) examples; lengths drawn uniformly in the given ranges
-    (user message and assistant message token counts, before the chat template)."""
+    """`n_pairs` conversational (prompt, chosen, rejected) examples; lengths drawn uniformly in the given
+    ranges (user message and assistant message token counts, before the chat template)."""
     rng = random.Random(0)
     examples = []
     for _ in range(n_pairs):
@@ -499,9 +499,9 @@ def render(results: dict, console: Console) -> None:
         title=f"Policy ops, SmolLM2-135M-Instruct fp32, {machine['torch_threads']} torch threads",
         caption=(
             f"generate: T=0.6, top-p 0.9, ≤{gen1['max_new_tokens']} new tokens; DPO step: policy fwd+bwd and "
-            f"ref fwd, tokens = non-pad policy tokens; seconds and tokens/s: median over repeats; other load: "
-            f"max over repeats of the mean runnable tasks of other processes; torch {machine['torch']}, "
-            f"trl {machine['trl']}"
+            "ref fwd, tokens = non-pad policy tokens; seconds and tokens/s: median over repeats; other "
+            "load: max over repeats of the mean runnable tasks of other processes; "
+            f"torch {machine['torch']}, trl {machine['trl']}"
         ),
     )
     for col in ("operation", "batch", "tokens", "seconds", "tokens/s", "vs", "other load"):
@@ -529,8 +529,9 @@ def render(results: dict, console: Console) -> None:
     console.print(table)
     verdict = "[green]agree[/green]" if dpo["losses_agree"] else "[red]DISAGREE[/red]"
     console.print(
-        f"DPO loss ours {dpo['loss_ours']:.7f} vs TRL {dpo['loss_trl']:.7f}: |diff| {dpo['loss_abs_diff']:.2e} "
-        f"({verdict}); max |grad diff| {dpo['grad_max_abs_diff']:.2e} (max |grad| {dpo['grad_max_abs']:.2e})"
+        f"DPO loss ours {dpo['loss_ours']:.7f} vs TRL {dpo['loss_trl']:.7f}: "
+        f"|diff| {dpo['loss_abs_diff']:.2e} ({verdict}); max |grad diff| {dpo['grad_max_abs_diff']:.2e} (max "
+        f"|grad| {dpo['grad_max_abs']:.2e})"
     )
     if results["contended"]:
         console.print(

@@ -226,7 +226,8 @@ def main() -> None:
     tokens = sum(len(t) for t in new["tokens"])
     report = {
         "command": "python bench/sampler_memory.py " + " ".join(sys.argv[1:]),
-        "measure": "peak RSS during the call minus RSS before it (VmHWM after a clear_refs reset), fresh process per path",
+        "measure": "peak RSS during the call minus RSS before it (VmHWM after a clear_refs reset), fresh "
+        "process per path",
         "model": {"arch": "qwen2", "hidden_size": 64, "layers": 2, "vocab_size": args.vocab},
         "batch": args.batch,
         "new_tokens": args.new_tokens,
@@ -240,7 +241,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
     }
     print(
-        f"generate(..., return_logprobs=True): batch {args.batch} x {args.new_tokens} new tokens, vocab {args.vocab}"
+        f"generate(..., return_logprobs=True): batch {args.batch} x {args.new_tokens} new tokens, "
+        f"vocab {args.vocab}"
     )
     print(f"{'path':<6} {'peak RSS delta':>16} {'seconds':>9}")
     for path in ("old", "new"):

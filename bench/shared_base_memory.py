@@ -80,14 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         mode = "shared" if r["shared_base"] else "separate"
         print(
-            f"{mode:10} {r['param_bytes'] / 2**20:11.1f} {r['bank_bytes'] / 2**20:13.2f} {r['peak_bytes'] / 2**20:9.1f}"
+            f"{mode:10} {r['param_bytes'] / 2**20:11.1f} {r['bank_bytes'] / 2**20:13.2f} "
+            f"{r['peak_bytes'] / 2**20:9.1f}"
         )
     ratio = {
         "param_bytes": sh["param_bytes"] / sep["param_bytes"],
         "peak_bytes": sh["peak_bytes"] / sep["peak_bytes"],
     }
     print(
-        f"shared / separate: params {ratio['param_bytes']:.3f}, peak {ratio['peak_bytes']:.3f} ({sep['peak_kind']})"
+        f"shared / separate: params {ratio['param_bytes']:.3f}, peak {ratio['peak_bytes']:.3f} "
+        f"({sep['peak_kind']})"
     )
     result = {
         "config": Path(args.config).name,

@@ -1,4 +1,5 @@
-"""After `advgame train` with a vLLM engine: does an engine synced to the trained weights generate what HF does?
+"""After `advgame train` with a vLLM engine: does an engine synced to the trained weights generate what HF
+does?
 
     nice -n 10 .venv-vllm/bin/python bench/vllm_train_parity.py RUN_DIR [--role defender] [key=value ...]
 
@@ -7,8 +8,8 @@ RUN_DIR/final/ROLE (a peft adapter dir or full weights), and the last validation
 (greedy answers to held-out seeds; with `ROLE.engine.kind=vllm`, the run's engine generated them). Then:
 
 1. HF: the trained model answers the same seeds greedily (`HFBackend`, the in-process reference).
-2. vLLM: an engine built as the trainer builds it (`build_engine`) answers before any sync (base weights), then
-   after `EngineSync.sync` (the trainer's path: adapter loaded by name, or full weights pushed).
+2. vLLM: an engine built as the trainer builds it (`build_engine`) answers before any sync (base weights),
+   then after `EngineSync.sync` (the trainer's path: adapter loaded by name, or full weights pushed).
 
 It prints how many answers agree token for token (engine after sync vs HF; engine before sync vs HF) and in
 text with the run's logged answers, and times a sampled batch (the seeds × 6 samples) before and after the
@@ -57,7 +58,7 @@ def timed(backend, prompts, sampling, **kw):
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--role", default="defender", choices=["attacker", "defender"])
     ap.add_argument("--out", type=Path)
@@ -126,7 +127,8 @@ def main(argv=None) -> dict:
     print(f"  engine after sync == run's log (text): {out['engine_after_sync_equals_run_log']}/{n}")
     print(f"  HF == run's log (text):                {out['hf_equals_run_log']}/{n}")
     print(
-        f"  sync {sync_s:.2f} s; {n * 6} sampled completions: {before_s:.1f} s before sync, {after_s:.1f} s after"
+        f"  sync {sync_s:.2f} s; {n * 6} sampled completions: {before_s:.1f} s before sync, "
+        f"{after_s:.1f} s after"
     )
     target = args.out or Path(f"bench/results/vllm_train_parity_{args.role}_{model_cfg.finetune}.json")
     write_json_atomic(target, out)

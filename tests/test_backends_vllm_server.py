@@ -1,4 +1,5 @@
-"""The vLLM server backend's HTTP protocol and its fail-fast behaviour, against a fake `vllm serve` on 127.0.0.1.
+"""The vLLM server backend's HTTP protocol and its fail-fast behaviour, against a fake `vllm serve` on
+127.0.0.1.
 
 No vLLM needed: tests/vllm_fake_server.py answers the routes the backend uses and records every call.
 """

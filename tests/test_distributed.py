@@ -30,7 +30,8 @@ def _free_port() -> int:
 
 
 def as_rank(rank: int, world: int, port: int) -> None:
-    """Make this spawned process rank `rank` of `world` on 127.0.0.1:`port` (read by init_from_env), one thread."""
+    """Make this spawned process rank `rank` of `world` on 127.0.0.1:`port` (read by init_from_env), one
+    thread."""
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),

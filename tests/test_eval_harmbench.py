@@ -1,4 +1,5 @@
-"""The one HarmBench row parser (advgame/eval/benchmarks/harmbench.py), and that eval and redteam both use it."""
+"""The one HarmBench row parser (advgame/eval/benchmarks/harmbench.py), and that eval and redteam both use
+it."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def test_empty_behavior_id_gets_a_content_derived_id_in_both_callers(tmp_path):
 def test_context_string_column_is_optional_and_bom_and_short_rows_are_read(tmp_path):
     f = tmp_path / "hb.csv"
     f.write_bytes(
-        "\ufeffBehavior,FunctionalCategory,SemanticCategory,BehaviorID\nDo A,standard,cyber,a1\nDo B,standard\n".encode()
+        "\ufeffBehavior,FunctionalCategory,SemanticCategory,BehaviorID\nDo A,standard,cyber,a1\nDo "
+        "B,standard\n".encode()
     )
     rows = read_harmbench(f)
     assert [(r.id, r.behavior, r.category, r.context) for r in rows] == [

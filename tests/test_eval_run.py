@@ -329,7 +329,8 @@ def test_failed_classifier_calls_are_retried_on_rerun(tmp_path):
     assert clf.seen == [4, 4]  # decided verdicts are cached
 
 
-@pytest.mark.slow  # lm-eval indexes its task registry (tens of seconds); runs only where the extra is installed
+# lm-eval indexes its task registry (tens of seconds); runs only where the extra is installed
+@pytest.mark.slow
 def test_ifeval_through_lm_eval_on_a_local_file(tmp_path, monkeypatch):
     pytest.importorskip("lm_eval", reason="the `eval` extra (lm-eval) is not installed")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -66,7 +66,8 @@ def _resume_worker(rank: int, world: int, port: int, raw: dict, run_dir: str) ->
 
 def test_sharded_checkpoint_resumes_sharded(tmp_path):
     """Stop a sharded 2-process run after step 1 and resume it sharded: the whole tensors of the checkpoint
-    are laid out as shards again (weights, EMA, AdamW moments) and the run ends where the straight one does."""
+    are laid out as shards again (weights, EMA, AdamW moments) and the run ends where the straight one
+    does."""
     import torch.multiprocessing as mp
 
     from tests.test_distributed import _free_port
@@ -198,8 +199,8 @@ train: {steps: 2, validate_every_n_steps: 2, validation_size: 4, microbatch_size
 
 def test_cli_trains_sharded_players_on_two_processes(tmp_path):
     """`advgame train --num-processes 2 train.sharding.strategy=fsdp`: real sampling, heuristic judges, and
-    gradient checkpointing in the sharded full fine-tuned Defender (the one with pairs: a tiny random Attacker's
-    rewrites are all cut at the length cap)."""
+    gradient checkpointing in the sharded full fine-tuned Defender (the one with pairs: a tiny random
+    Attacker's rewrites are all cut at the length cap)."""
     import json
     import os
     import subprocess

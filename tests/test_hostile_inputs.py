@@ -1,7 +1,7 @@
-"""Bad inputs to every subcommand (issue 15 items 7-12): invalid budgets and limits are refused, never-attempted
-behaviours are undecided, duplicate eval ids cannot happen and one failing benchmark does not cancel the rest,
-off-scale judge scores are failures, user errors are one line (not tracebacks), YAML alias bombs are refused,
-overrides may follow options, and the offline data hint names the pip line."""
+"""Bad inputs to every subcommand (issue 15 items 7-12): invalid budgets and limits are refused,
+never-attempted behaviours are undecided, duplicate eval ids cannot happen and one failing benchmark does not
+cancel the rest, off-scale judge scores are failures, user errors are one line (not tracebacks), YAML alias
+bombs are refused, overrides may follow options, and the offline data hint names the pip line."""
 
 from __future__ import annotations
 

@@ -47,8 +47,8 @@ def judge_score(rubric: str, query: str, response: str) -> float:
 
 
 class RoutedDefender(ScriptedBackend):
-    """Answers GOOD_ANSWER then BAD_ANSWER to ordinary rewrites; complies twice (BAD_ANSWER) with rewrites that
-    start with GOOD_REWRITE, so the optimistic attacker judge scores GOOD_REWRITE higher."""
+    """Answers GOOD_ANSWER then BAD_ANSWER to ordinary rewrites; complies twice (BAD_ANSWER) with rewrites
+    that start with GOOD_REWRITE, so the optimistic attacker judge scores GOOD_REWRITE higher."""
 
     def __init__(self, tokenizer):
         super().__init__(
@@ -57,7 +57,8 @@ class RoutedDefender(ScriptedBackend):
 
 
 def margins(game, data) -> dict[str, float]:
-    """Mean log π(X) − log π(Y) of each player's scripted texts on the training seeds, from its live weights."""
+    """Mean log π(X) − log π(Y) of each player's scripted texts on the training seeds, from its live
+    weights."""
     tok = game.defender.tokenizer
     seeds = data.train["harmful"].seeds[:2]
     out = {}

@@ -81,7 +81,8 @@ def test_advantages_group_mode_and_scaling():
 
 
 def test_grpo_truncated_importance_weight_is_detached_and_capped():
-    # Two rollouts, two tokens each; sampler log-probs chosen so the raw ratios are e^{0.5} and e^{1.5} (> cap 2).
+    # Two rollouts, two tokens each; sampler log-probs chosen so the raw ratios are e^{0.5} and e^{1.5} (> cap
+    # 2).
     logp = torch.tensor([[-1.0, -2.0], [-1.0, -2.0]], requires_grad=True)
     sampler = torch.tensor([[-1.5, -2.0], [-2.5, -3.5]])
     mask = torch.ones(2, 2)
@@ -133,7 +134,8 @@ def test_grpo_invalid_rollouts_contribute_nothing_but_count_in_mean():
 
 
 def test_grpo_rollout_without_sampler_logprobs_loses_only_its_own_weight():
-    # Row 0 has sampler log-probs (raw ratios e^{0.5}, e^{1.5} -> capped at 2); row 1 has none: w = 1 there only.
+    # Row 0 has sampler log-probs (raw ratios e^{0.5}, e^{1.5} -> capped at 2); row 1 has none: w = 1 there
+    # only.
     logp = torch.tensor([[-1.0, -2.0], [-1.0, -2.0]], requires_grad=True)
     sampler = torch.tensor([[-1.5, -3.5], [0.0, 0.0]])
     adv = torch.tensor([1.0, -2.0])

@@ -6,8 +6,8 @@ itself and collates it with its own `DataCollatorForPreference` (right padding, 
 `completion_mask` marking completion tokens); its loss comes from the trainer's own loss path
 (`_compute_loss`, with its fused LM head). Our loss is computed from the same sequences, split back into
 prompt and completion ids by `completion_mask`, through `completion_logprobs` (left padding) and
-`dpo_loss` / `ipo_loss`. Values and gradients w.r.t. every policy parameter must agree to 1e-5 (relative to the
-quantity's size when that exceeds 1).
+`dpo_loss` / `ipo_loss`. Values and gradients w.r.t. every policy parameter must agree to 1e-5 (relative to
+the quantity's size when that exceeds 1).
 
 TRL's `ipo` divides each log-ratio by the completion length before the squared loss, so ours is fed
 length-averaged log-probs (sum / length) for that comparison.

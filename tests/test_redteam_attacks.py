@@ -1,4 +1,5 @@
-"""Each attack's defining behaviour, with scripted attacker, target and scorer stubs (and GCG on tiny:llama)."""
+"""Each attack's defining behaviour, with scripted attacker, target and scorer stubs (and GCG on
+tiny:llama)."""
 
 from __future__ import annotations
 

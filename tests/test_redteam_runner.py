@@ -1,4 +1,5 @@
-"""The red-team runner: behaviours, classification, the resumable attempts log, the summary and the CLI errors."""
+"""The red-team runner: behaviours, classification, the resumable attempts log, the summary and the CLI
+errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`advgame serve`: auth (401), size limit (413), malformed requests (422), the OpenAI shape, no token in logs."""
+"""`advgame serve`: auth (401), size limit (413), malformed requests (422), the OpenAI shape, no token in
+logs."""
 
 from __future__ import annotations
 

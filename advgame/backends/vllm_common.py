@@ -1,10 +1,11 @@
-"""What the two vLLM backends share: the lazy import, request expansion, and turning token ids into Completions.
+"""What the two vLLM backends share: the lazy import, request expansion, and turning token ids into
+Completions.
 
 Both backends send token ids, not text: the prompt is chat-templated by *our* tokenizer (the same
 `encode_prompts` the HF backend and the losses use), so `prompt_ids` agree across backends and a completion
 can be scored later without re-tokenising. The end-of-turn ids (`eos_ids`) are passed as stop token ids, and
-the text is decoded here from the token ids, so `text == decode(token_ids, skip_special_tokens=True)` holds for
-every backend.
+the text is decoded here from the token ids, so `text == decode(token_ids, skip_special_tokens=True)` holds
+for every backend.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ reused. Each push is timed (`last_push_seconds`); a failure or a timeout raises 
 Plain tensors cannot go through `collective_rpc` (vLLM serialises its arguments; they arrive as lists).
 
 Memory: on a GPU the engine takes `gpu_memory_utilization` of the GPU's memory. On CPU, vLLM (0.32) reads the
-same setting as a share of *system* memory (0.92 by default: it then fails to start on a machine whose free memory
-is below that, or takes most of it); so on CPU the KV cache gets an explicit size instead: `kv_cache_gib`, else
-vLLM's own `VLLM_CPU_KVCACHE_SPACE` (GiB) when set, else CPU_DEFAULT_KV_CACHE_GIB.
+same setting as a share of *system* memory (0.92 by default: it then fails to start on a machine whose free
+memory is below that, or takes most of it); so on CPU the KV cache gets an explicit size instead:
+`kv_cache_gib`, else vLLM's own `VLLM_CPU_KVCACHE_SPACE` (GiB) when set, else CPU_DEFAULT_KV_CACHE_GIB.
 
 Sleep mode (CUDA only) offloads the weights and discards the KV cache while the trainer runs; without it
 (or on CPU, where asking for it logs a warning at start) `sleep`/`wake_up` do nothing.
@@ -206,7 +206,8 @@ class VLLMEngineBackend:
             raise WeightSyncError(f"{self.name}: weight reload from {weights_dir} failed: {err}") from err
 
     def weight_checksum(self, name_fragment: str) -> float:
-        """Sum of engine parameters whose (vLLM) name contains `name_fragment`; for tests and sanity checks."""
+        """Sum of engine parameters whose (vLLM) name contains `name_fragment`; for tests and sanity
+        checks."""
         return self.llm.collective_rpc("advgame_weight_checksum", args=(name_fragment,))[0]
 
     def load_adapter(self, path: str, name: str = "adapter"):

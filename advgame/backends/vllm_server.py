@@ -1,6 +1,8 @@
-"""A GenerationBackend over one or more `vllm serve` processes, with adapter loading and a timed weight channel.
+"""A GenerationBackend over one or more `vllm serve` processes, with adapter loading and a timed weight
+channel.
 
-    backend = VLLMServerBackend(["http://gpu1:8000/v1", "http://gpu2:8000/v1"], model="Qwen/Qwen2.5-7B-Instruct",
+    backend = VLLMServerBackend(["http://gpu1:8000/v1", "http://gpu2:8000/v1"],
+    model="Qwen/Qwen2.5-7B-Instruct",
                                 tokenizer=tokenizer)
     backend.load_adapter("runs/x/ema_adapter/step_12", name="defender")   # LoRA mode: no NCCL push
     outs = backend.generate(prompts, sampling, num_samples=4, seed=0, return_logprobs=True)
@@ -207,7 +209,8 @@ class VLLMServerBackend:
 
     # ------------------------------------------------------------------ full fine-tune weights
     def reload_weights(self, checkpoint_dir: str) -> float:
-        """Ask every server to load the safetensors weights in `checkpoint_dir`; seconds taken, or WeightSyncError."""
+        """Ask every server to load the safetensors weights in `checkpoint_dir`; seconds taken, or
+        WeightSyncError."""
         return reload_all(self.base_urls, checkpoint_dir, self.sync_timeout_s, self._api_key)
 
     def ping(self) -> None:

@@ -8,14 +8,14 @@ filesystem), then, for each server in turn:
     POST /reset_prefix_cache                     no KV computed with the old weights is reused
     POST /resume
 
-`advgame_reload_weights` (vllm_worker.py) is vLLM's own in-place reload, `Worker.reload_weights(weights_path=)`,
-plus a fix for tied output heads; start the servers with
+`advgame_reload_weights` (vllm_worker.py) is vLLM's own in-place reload,
+`Worker.reload_weights(weights_path=)`, plus a fix for tied output heads; start the servers with
 `--worker-extension-cls advgame.backends.vllm_worker.WeightSyncExtension` (advgame installed beside vLLM).
 The /pause, /collective_rpc and /reset_prefix_cache routes exist when the server runs with
-`VLLM_SERVER_DEV_MODE=1` (vLLM 0.32). Every request has a hard timeout; any failure (refused connection, HTTP error,
-timeout) raises WeightSyncError naming the server, the step and the cause, after a best-effort /resume so a
-server is never left paused. Servers already updated keep the new weights: the caller should stop, or retry
-the whole push.
+`VLLM_SERVER_DEV_MODE=1` (vLLM 0.32). Every request has a hard timeout; any failure (refused connection, HTTP
+error, timeout) raises WeightSyncError naming the server, the step and the cause, after a best-effort /resume
+so a server is never left paused. Servers already updated keep the new weights: the caller should stop, or
+retry the whole push.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def save_weights(named_tensors: Iterable[tuple[str, torch.Tensor]], directory: s
 
 
 def reload_one(base_url: str, weights_dir: str, timeout_s: float, api_key: str = "EMPTY") -> None:
-    """Pause, reload from `weights_dir`, reset the prefix cache, resume one server; WeightSyncError on failure."""
+    """Pause, reload from `weights_dir`, reset the prefix cache, resume one server; WeightSyncError on
+    failure."""
     root = server_root(base_url)
     post_json(root, "/pause", None, timeout_s, api_key, params={"mode": "wait"})
     try:
@@ -130,7 +131,8 @@ def reload_one(base_url: str, weights_dir: str, timeout_s: float, api_key: str =
 
 
 def reload_all(base_urls: Sequence[str], weights_dir: str, timeout_s: float, api_key: str = "EMPTY") -> float:
-    """Reload every server from `weights_dir` (see the module docstring); total seconds, or WeightSyncError."""
+    """Reload every server from `weights_dir` (see the module docstring); total seconds, or
+    WeightSyncError."""
     t0 = time.perf_counter()
     for url in base_urls:
         reload_one(url, weights_dir, timeout_s, api_key)

@@ -1,5 +1,6 @@
 """Methods mixed into vLLM's worker (`worker_extension_cls`), called with `LLM.collective_rpc` or the
-server's `/collective_rpc` route (`vllm serve ... --worker-extension-cls advgame.backends.vllm_worker.WeightSyncExtension`).
+server's `/collective_rpc` route (`vllm serve ... --worker-extension-cls
+advgame.backends.vllm_worker.WeightSyncExtension`).
 
 `advgame_reload_weights(path)` is vLLM's own in-place reload (`Worker.reload_weights(weights_path=...)`,
 which re-runs each layer's post-load processing, e.g. the CPU GEMM prepacking), followed by refreshing a

@@ -58,7 +58,8 @@ class EngineConfig(Section):
     kind: Literal["hf", "vllm", "vllm_server"] = Field(
         "hf",
         description="hf: in-process transformers. vllm: an in-process vllm.LLM (colocated, advgame[vllm]). "
-        "vllm_server: one or more `vllm serve` processes at `base_urls` (started with --enable-lora for LoRA players).",
+        "vllm_server: one or more `vllm serve` processes at `base_urls` (started with --enable-lora for LoRA "
+        "players).",
     )
     base_urls: list[str] = Field(default_factory=list, description="vllm_server: server URLs, load-balanced.")
     served_model: str | None = Field(
@@ -84,12 +85,13 @@ class EngineConfig(Section):
         None,
         gt=0,
         description="vllm: largest LoRA rank the engine accepts. Default: the player's lora.r, rounded up "
-        "to a rank vLLM supports (1, 8, 16, 32, 64, 128, 256, 320, 512); a larger one makes LoRA generation slower.",
+        "to a rank vLLM supports (1, 8, 16, 32, 64, 128, 256, 320, 512); a larger one makes LoRA generation "
+        "slower.",
     )
     exchange_dir: str | None = Field(
         None,
-        description="Where adapters / weights are written for the engine to load; it must be visible to the vLLM "
-        "servers (a shared filesystem). Default: a temporary directory on this machine.",
+        description="Where adapters / weights are written for the engine to load; it must be visible to the "
+        "vLLM servers (a shared filesystem). Default: a temporary directory on this machine.",
     )
     sync_timeout_s: float = Field(
         300.0, gt=0, description="A weight or adapter sync slower than this fails the run."
@@ -118,23 +120,23 @@ class ModelConfig(Section):
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "float32",
         description=(
-            "Storage dtype of the weights, and so of their gradients, AdamW moments, EMA and initial snapshot "
-            "(the master weights); 'auto' = bfloat16 on CUDA, float32 on CPU. Keep float32 when training full "
-            "weights at a small lr and set compute_dtype for speed: a bf16 master loses updates below its "
-            "resolution (at lr 1e-6 a bf16 step changes about 2% of the entries of a 7B model's weights). "
-            "Validation refuses bfloat16/float16 storage with finetune=full and optim.lr < 1e-4. "
-            "See docs/precision.md."
+            "Storage dtype of the weights, and so of their gradients, AdamW moments, EMA and initial "
+            "snapshot (the master weights); 'auto' = bfloat16 on CUDA, float32 on CPU. Keep float32 when "
+            "training full weights at a small lr and set compute_dtype for speed: a bf16 master loses "
+            "updates below its resolution (at lr 1e-6 a bf16 step changes about 2% of the entries of a 7B "
+            "model's weights). Validation refuses bfloat16/float16 storage with finetune=full and optim.lr < "
+            "1e-4. See docs/precision.md."
         ),
     )
     compute_dtype: Literal["float32", "bfloat16"] | None = Field(
         None,
         description=(
             "Dtype of forward and backward (mixed precision); null = the storage dtype. bfloat16 with "
-            "dtype=float32 is standard mixed precision: the model runs under torch.autocast(bfloat16) while its "
-            "weights, gradients, optimiser state and EMA stay float32. A sharded player (train.sharding."
+            "dtype=float32 is standard mixed precision: the model runs under torch.autocast(bfloat16) while "
+            "its weights, gradients, optimiser state and EMA stay float32. A sharded player (train.sharding."
             "strategy=fsdp) uses FSDP2's MixedPrecisionPolicy instead: bfloat16 gathered weights, float32 "
-            "gradient reduction (unless train.sharding.param_dtype / reduce_dtype say otherwise). float16 is not "
-            "offered: it needs loss scaling, which advgame does not do."
+            "gradient reduction (unless train.sharding.param_dtype / reduce_dtype say otherwise). float16 is "
+            "not offered: it needs loss scaling, which advgame does not do."
         ),
     )
     device: str = Field(
@@ -161,9 +163,9 @@ class SamplingConfig(Section):
     batch_size: int = Field(64, gt=0, description="Prompts per `generate` call.")
     stop: list[str] = Field(
         default_factory=list,
-        description="Strings that also end a completion (kept in it), besides the end-of-turn token; a completion "
-        "that ends on one is finished, not truncated. For small models that ramble past the answer (the CPU "
-        "demo's Attacker stops at a line break: its rewrite is one line).",
+        description="Strings that also end a completion (kept in it), besides the end-of-turn token; a "
+        "completion that ends on one is finished, not truncated. For small models that ramble past the "
+        "answer (the CPU demo's Attacker stops at a line break: its rewrite is one line).",
     )
 
 
@@ -207,24 +209,27 @@ class LossConfig(Section):
     )
     advantage: Literal["batch", "group"] = Field(
         "batch",
-        description="GRPO baseline: mean reward over the whole split batch ('batch', as the authors) or per group.",
+        description="GRPO baseline: mean reward over the whole split batch ('batch', as the authors) or per "
+        "group.",
     )
     scale_advantage: bool = Field(False, description="GRPO: divide advantages by their standard deviation.")
     min_reward_gap: float = Field(
         0.0,
         ge=0,
         description=(
-            "DPO/IPO: form a pair only when the chosen and rejected rewards differ by at least this much (0: any "
-            "strict difference, as in the paper). A small gap is often the judge's noise rather than a preference; "
-            "the random-preference control keeps the same groups, since shuffling keeps each group's gap."
+            "DPO/IPO: form a pair only when the chosen and rejected rewards differ by at least this much (0: "
+            "any strict difference, as in the paper). A small gap is often the judge's noise rather than a "
+            "preference; the random-preference control keeps the same groups, since shuffling keeps each "
+            "group's gap."
         ),
     )
     clip_rejected_on_truncation: bool = Field(
         True,
         description=(
             "DPO/IPO: a rejected sample that was cut at max_new_tokens and is longer than the chosen one is "
-            "clipped to the chosen one's token length, so length alone cannot separate the pair (the authors' "
-            "clip_rejected_length_on_max_length_error). false: the whole truncated sample is the rejected one."
+            "clipped to the chosen one's token length, so length alone cannot separate the pair (the "
+            "authors' clip_rejected_length_on_max_length_error). false: the whole truncated sample is the "
+            "rejected one."
         ),
     )
 
@@ -246,7 +251,8 @@ class EMAConfig(Section):
     def _needs_ema(self) -> EMAConfig:
         if not self.enabled and (self.sample_from_ema or self.ema_as_reference):
             raise ValueError(
-                "sample_from_ema and ema_as_reference need enabled=true (set them to false for on-policy play)"
+                "sample_from_ema and ema_as_reference need enabled=true (set them to false for on-policy "
+                "play)"
             )
         return self
 
@@ -257,10 +263,10 @@ class GameConfig(Section):
     mode: Literal["simultaneous", "self_play", "sequential"] = Field(
         "simultaneous",
         description=(
-            "simultaneous: two separate LMs, both updated on every split (AdvGame). self_play: one shared model "
-            "plays both roles, selected by its prompt (Self-RedTeam-style baseline; the `attacker` model is used). "
-            "sequential: the Attacker trains against a frozen Defender for `phase_steps` steps, then the Defender "
-            "against a frozen Attacker, alternating."
+            "simultaneous: two separate LMs, both updated on every split (AdvGame). self_play: one shared "
+            "model plays both roles, selected by its prompt (Self-RedTeam-style baseline; the `attacker` "
+            "model is used). sequential: the Attacker trains against a frozen Defender for `phase_steps` "
+            "steps, then the Defender against a frozen Attacker, alternating."
         ),
     )
     phase_steps: int = Field(10, gt=0, description="sequential mode: game steps per phase.")
@@ -269,31 +275,33 @@ class GameConfig(Section):
     optimistic_attacker: bool = Field(
         True,
         description=(
-            "Score a rewrite by the Defender's best-judged answer to it. false (the non-optimistic ablation): by "
-            "its first answer that was judged; a rewrite none of whose answers could be judged gets no reward "
-            "(the authors' code then falls back to an unjudged answer, whose reward it patches to 0)."
+            "Score a rewrite by the Defender's best-judged answer to it. false (the non-optimistic "
+            "ablation): by its first answer that was judged; a rewrite none of whose answers could be judged "
+            "gets no reward (the authors' code then falls back to an unjudged answer, whose reward it "
+            "patches to 0)."
         ),
     )
     attacker_format: Literal["think", "nothink", "plain"] = Field(
         "think",
         description=(
-            "think: <think>strategy</think><prompt>rewrite</prompt>, parsed strictly; nothink: <prompt>rewrite</prompt> "
-            "only; plain: the whole finished output is the rewrite (for small models that cannot follow tags)."
+            "think: <think>strategy</think><prompt>rewrite</prompt>, parsed strictly; nothink: "
+            "<prompt>rewrite</prompt> only; plain: the whole finished output is the rewrite (for small "
+            "models that cannot follow tags)."
         ),
     )
     direct_seeds: bool = Field(
         False,
         description=(
-            "The Defender also answers each seed as written, as if the Attacker had returned it unchanged, so it "
-            "trains on unattacked requests too (like the authors' skip-attacker data splits). The Attacker is "
-            "neither judged nor trained on these."
+            "The Defender also answers each seed as written, as if the Attacker had returned it unchanged, "
+            "so it trains on unattacked requests too (like the authors' skip-attacker data splits). The "
+            "Attacker is neither judged nor trained on these."
         ),
     )
     penalize_truncated_answers: bool = Field(
         True,
         description=(
-            "An answer cut at max_new_tokens scores −1 (the paper). false: the judge scores it like any other "
-            "answer; for CPU demos, whose answers are capped so short that nearly all of them are cut."
+            "An answer cut at max_new_tokens scores −1 (the paper). false: the judge scores it like any "
+            "other answer; for CPU demos, whose answers are capped so short that nearly all of them are cut."
         ),
     )
     overlap_judges: bool = Field(
@@ -301,28 +309,30 @@ class GameConfig(Section):
         description=(
             "Run the harmful split's defender/attacker judges in a background thread while the benign split "
             "generates. With on-policy sampling the benign rollouts then come from weights one update behind "
-            "(logged as 'benign/policy_lag'); the MD variants sample from the EMA, which moves only after both "
-            "splits, so they lose nothing. Worth it with endpoint judges; needs judges that are not the players."
+            "(logged as 'benign/policy_lag'); the MD variants sample from the EMA, which moves only after "
+            "both splits, so they lose nothing. Worth it with endpoint judges; needs judges that are not the "
+            "players."
         ),
     )
     control: Literal["none", "random_preferences"] = Field(
         "none",
-        description="A control run that isolates the judges' signal. random_preferences: after judging, each group's "
-        "rewards are shuffled among its samples (seeded), so every player trains on as many pairs (or rollouts), "
-        "with the same reward gaps, as in the real game, but which sample is preferred is random. (Updates off: "
-        "train_attacker=false train_defender=false.)",
+        description="A control run that isolates the judges' signal. random_preferences: after judging, each "
+        "group's rewards are shuffled among its samples (seeded), so every player trains on as many pairs "
+        "(or rollouts), with the same reward gaps, as in the real game, but which sample is preferred is "
+        "random. (Updates off: train_attacker=false train_defender=false.)",
     )
     split_sampling_weights: Literal["latest", "step_start"] = Field(
         "latest",
         description=(
             "Which weights sample each split when the sampler is the live model (on-policy: "
             "ema.sample_from_ema=false, e.g. GRPO). latest (the paper's algorithm, default): each split is "
-            "sampled when its turn comes, so the benign split sees the Attacker and Defender already updated on "
-            "the harmful split. step_start (the authors' code, which syncs its generation engines once per step): "
-            "both splits are sampled from the weights the step started with, before either update; the benign "
-            "update is then one update off-policy (GRPO's truncated importance weight corrects for it). MD "
-            "variants sample from the EMA, which moves only after both splits: there the two are the same. "
-            "overlap_judges always samples the benign split before the harmful update (as step_start)."
+            "sampled when its turn comes, so the benign split sees the Attacker and Defender already updated "
+            "on the harmful split. step_start (the authors' code, which syncs its generation engines once "
+            "per step): both splits are sampled from the weights the step started with, before either "
+            "update; the benign update is then one update off-policy (GRPO's truncated importance weight "
+            "corrects for it). MD variants sample from the EMA, which moves only after both splits: there "
+            "the two are the same. overlap_judges always samples the benign split before the harmful update "
+            "(as step_start)."
         ),
     )
     train_attacker: bool = Field(
@@ -337,8 +347,9 @@ class JudgeConfig(Section):
     kind: Literal["model", "openai", "heuristic"] = Field(
         "model",
         description=(
-            "'model': an LM run in-process (a path/hub id, or 'attacker' / 'defender' to let that policy judge); "
-            "'openai': any OpenAI-compatible endpoint; 'heuristic': offline rules + embeddings (CPU demo, tests)."
+            "'model': an LM run in-process (a path/hub id, or 'attacker' / 'defender' to let that policy "
+            "judge); 'openai': any OpenAI-compatible endpoint; 'heuristic': offline rules + embeddings (CPU "
+            "demo, tests)."
         ),
     )
     model: str | None = Field(
@@ -400,7 +411,8 @@ class JudgesConfig(Section):
     stop_after_failing_steps: int = Field(
         3,
         ge=0,
-        description="Stop the run after this many consecutive steps in which every judge call failed (0: never).",
+        description="Stop the run after this many consecutive steps in which every judge call failed (0: "
+        "never).",
     )
 
     def for_role(self, role: Literal["faithfulness", "defender", "attacker"]) -> JudgeConfig:
@@ -411,7 +423,8 @@ class DataConfig(Section):
     """Seed prompts for the two classes, and the held-out seeds used for validation."""
 
     harmful: str = Field(
-        description="Harmful seeds: 'builtin:NAME', a hub id ('allenai/wildjailbreak:train:vanilla_harmful'), or a local .jsonl/.csv."
+        description="Harmful seeds: 'builtin:NAME', a hub id "
+        "('allenai/wildjailbreak:train:vanilla_harmful'), or a local .jsonl/.csv."
     )
     benign: str = Field(description="Benign seeds (look harmful, are not): same forms as `harmful`.")
     batch_size: int = Field(
@@ -430,9 +443,9 @@ class DataConfig(Section):
     tune: int = Field(
         0,
         ge=0,
-        description="Seeds per class held out as a tuning set, besides `heldout`: never trained on (nor seen by the "
-        "warm start). Hyperparameter sweeps validate on it (train.validate_on=tune), so that the figures reported on "
-        "the held-out seeds were not tuned on.",
+        description="Seeds per class held out as a tuning set, besides `heldout`: never trained on (nor seen "
+        "by the warm start). Hyperparameter sweeps validate on it (train.validate_on=tune), so that the "
+        "figures reported on the held-out seeds were not tuned on.",
     )
     max_seed_chars: int = Field(
         8000,
@@ -456,11 +469,11 @@ class LoggingConfig(Section):
     progress: bool = Field(True, description="Show a progress bar on the console.")
     diagnostics: bool = Field(
         True,
-        description="Per-step training diagnostics: each player's mean per-token log-ratio to its initial weights "
-        "(log π_θ − log π_θ₀) and fluency (mean per-token NLL under the initial weights) on the sequences it trains "
-        "on, and at validation the NLL of the Defender's answers. Costs one no-grad forward per micro-batch; a "
-        "player that does not already keep its initial weights (ema.ema_as_reference=true) stores a copy of its "
-        "trainable ones (adapter-sized for LoRA).",
+        description="Per-step training diagnostics: each player's mean per-token log-ratio to its initial "
+        "weights (log π_θ − log π_θ₀) and fluency (mean per-token NLL under the initial weights) on the "
+        "sequences it trains on, and at validation the NLL of the Defender's answers. Costs one no-grad "
+        "forward per micro-batch; a player that does not already keep its initial weights "
+        "(ema.ema_as_reference=true) stores a copy of its trainable ones (adapter-sized for LoRA).",
     )
 
 
@@ -482,8 +495,9 @@ class ShardingConfig(Section):
     )
     param_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None,
-        description="fsdp: dtype of the gathered weights for forward/backward (None: the player's compute_dtype "
-        "when set, else the stored dtype). The shards themselves (master weights) keep the stored dtype.",
+        description="fsdp: dtype of the gathered weights for forward/backward (None: the player's "
+        "compute_dtype when set, else the stored dtype). The shards themselves (master weights) keep the "
+        "stored dtype.",
     )
     reduce_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None,
@@ -508,7 +522,8 @@ class TrainConfig(Section):
     )
     validate_on: Literal["heldout", "tune"] = Field(
         "heldout",
-        description="Which held-out seeds validation answers: the reported ones, or the tuning set (data.tune).",
+        description="Which held-out seeds validation answers: the reported ones, or the tuning set "
+        "(data.tune).",
     )
     microbatch_size: int = Field(
         8, gt=0, description="Pairs (or rollouts) per forward/backward; gradients accumulate."
@@ -516,8 +531,8 @@ class TrainConfig(Section):
     dist_timeout_s: float = Field(
         600.0,
         gt=0,
-        description="Multi-process runs: a collective (gradient all-reduce, barrier) that waits longer than this fails "
-        "the run instead of hanging.",
+        description="Multi-process runs: a collective (gradient all-reduce, barrier) that waits longer than "
+        "this fails the run instead of hanging.",
     )
     sharding: ShardingConfig = Field(
         default_factory=ShardingConfig,
@@ -583,8 +598,8 @@ class RunConfig(Section):
     shared_base: bool = Field(
         False,
         description=(
-            "One-GPU memory mode: both players are LoRA adapters of one frozen base model (stored once). Needs "
-            "attacker.finetune=defender.finetune='lora' and the same path, revision, dtype and device."
+            "One-GPU memory mode: both players are LoRA adapters of one frozen base model (stored once). "
+            "Needs attacker.finetune=defender.finetune='lora' and the same path, revision, dtype and device."
         ),
     )
 

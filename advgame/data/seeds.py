@@ -159,7 +159,8 @@ def _parse_jsonl(text: str, origin: str) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _parse_table(text: str, origin: str, suffix: str) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) for every data row of a CSV (comma) or TSV (tab) file with a header, read strictly."""
+    """(line number, row) for every data row of a CSV (comma) or TSV (tab) file with a header, read
+    strictly."""
     try:
         header, rows = read_table(text, delimiter="\t" if suffix == ".tsv" else ",")
     except TableError as err:
@@ -283,8 +284,9 @@ def _row_category(row: dict[str, Any], where: str) -> str | None:
 
 
 def check_lengths(seeds: list[SeedPrompt], max_chars: int, truncate: bool = False) -> list[SeedPrompt]:
-    """Seeds within the prompt budget of `max_chars` characters: a longer one is an error naming it (found when
-    the data loads, not as an out-of-memory error mid-run), or with `truncate` is cut to the budget (logged)."""
+    """Seeds within the prompt budget of `max_chars` characters: a longer one is an error naming it (found
+    when the data loads, not as an out-of-memory error mid-run), or with `truncate` is cut to the budget
+    (logged)."""
     out, cut = [], 0
     for s in seeds:
         if len(s.text) <= max_chars:

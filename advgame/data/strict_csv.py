@@ -86,13 +86,14 @@ def _check_multiline(header: list[str], rows: list[tuple[int, list[str], int]], 
                 whole = sum(1 for x in inner if _fields_of(x, delimiter) == ncols)
                 if whole >= 3 and 2 * whole > len(inner):
                     raise TableError(
-                        f"line {line}: the quoted field '{header[col]}' runs over lines {line}-{end} and holds "
-                        f"{whole} lines that look like whole rows: a stray or unbalanced quote?"
+                        f"line {line}: the quoted field '{header[col]}' runs over lines {line}-{end} and "
+                        f"holds {whole} lines that look like whole rows: a stray or unbalanced quote?"
                     )
             if len(value) > OUTLIER_MIN_CHARS and len(value) > OUTLIER_FACTOR * max(medians[col], 1):
                 raise TableError(
-                    f"line {line}: the field '{header[col]}' runs over lines {line}-{end} and is {len(value)} "
-                    f"characters, far longer than the rest of its column (median {medians[col]:.0f}): a stray "
+                    f"line {line}: the field '{header[col]}' runs over lines {line}-{end} and "
+                    f"is {len(value)} characters, far longer than the rest of its column "
+                    f"(median {medians[col]:.0f}): a stray "
                     "or unbalanced quote?"
                 )
 

@@ -60,7 +60,8 @@ def _hash(text: str) -> str:
 def classify_cached(
     classifier: Classifier, cache: JsonlCache, items: list[EvalItem], answers: dict
 ) -> list[Verdict | None]:
-    """Verdicts per item (None when the answer itself failed); only uncached (item, answer) pairs are judged."""
+    """Verdicts per item (None when the answer itself failed); only uncached (item, answer) pairs are
+    judged."""
     keyed = []
     for item in items:
         ans = answers.get(item.id)

@@ -148,8 +148,9 @@ def _lap(start: float) -> float:
 def update_players(
     game: Game, tree: list[SeedNode], roles: tuple[str, ...], control_seed: int = 0
 ) -> dict[str, float]:
-    """Step 6: backpropagate each trained role's loss, then one optimiser step per distinct player. In a control
-    run (game.control=random_preferences) each group's rewards are shuffled first, seeded by `control_seed`."""
+    """Step 6: backpropagate each trained role's loss, then one optimiser step per distinct player. In a
+    control run (game.control=random_preferences) each group's rewards are shuffled first, seeded by
+    `control_seed`."""
     cfg = game.cfg
     rng = random.Random(control_seed) if cfg.game.control == "random_preferences" else None
     metrics: dict[str, float] = {}

@@ -1,11 +1,13 @@
 """Validation: the Defender answers held-out seeds directly (no Attacker), and we measure how it answers.
 
-    harmful/refusal_rate    share of answers to harmful seeds that refuse or deflect   (higher is safer)
-    benign/compliance_rate  share of answers to benign seeds that do not refuse        (higher is more helpful)
+    harmful/refusal_rate    share of answers to harmful seeds that refuse or deflect  (higher is safer)
+    benign/compliance_rate  share of answers to benign seeds that do not refuse       (higher is more helpful)
     */judge_score           the Defender judge's mean score (deflection / compliance rubric, query = seed)
     */nll_initial           fluency: mean over answers of the per-token NLL of the answer under the Defender's
-                            initial weights θ₀ (when it keeps them: logging.diagnostics); degenerate text is high
-    */distinct_2            distinct word bigrams / all word bigrams over the class's answers (1 = no repetition)
+                            initial weights θ₀ (when it keeps them: logging.diagnostics); degenerate
+                            text is high
+    */distinct_2            distinct word bigrams / all word bigrams over the class's answers
+                            (1 = no repetition)
 
 The refusal-or-deflection classifier (the trainer passes `advgame.judges.refusal.is_refusal`, the same
 matcher as `advgame eval`'s `refusal-string`) is named in the metrics (`classifier`), so every number says
@@ -92,7 +94,8 @@ def initial_nll(
     player: Player, outs: Sequence[Completion], microbatch: int = 16
 ) -> list[float | None] | None:
     """Per-token NLL of each completion under the player's initial weights θ₀ (None for an empty one); None
-    when the player keeps no initial weights, or is sharded (its θ₀ cannot be swapped into gathered weights)."""
+    when the player keeps no initial weights, or is sharded (its θ₀ cannot be swapped into gathered
+    weights)."""
     if player.initial is None or player.is_sharded:
         return None
     scored = [i for i, o in enumerate(outs) if o.token_ids and o.prompt_ids]

@@ -73,8 +73,8 @@ def _load_adapter_dir(path: Path, device: str, dtype: str, base: str | None):
         raise ModelNotFoundError(f"cannot read {path / ADAPTER_CONFIG}: {err}") from err
     if not base:
         raise ModelNotFoundError(
-            f"adapter {path} records no base model; pass its base (--base-model, or the base as the model and "
-            "this dir as the adapter)"
+            f"adapter {path} records no base model; pass its base (--base-model, or the base as the model "
+            "and this dir as the adapter)"
         )
     model, tokenizer = load_model(ModelConfig(path=base, finetune="full", device=device, dtype=dtype))
     if any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):

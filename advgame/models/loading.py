@@ -80,7 +80,8 @@ def load_model(cfg: ModelConfig, trainable: bool = True) -> tuple[PreTrainedMode
             model = AutoModelForCausalLM.from_pretrained(source, revision=cfg.revision, dtype=dtype)
         except OSError as err:
             raise ModelNotFoundError(
-                f"cannot load model '{cfg.path}': not a local model and the hub gave: {str(err).splitlines()[0]}"
+                f"cannot load model '{cfg.path}': not a local model and the hub "
+                f"gave: {str(err).splitlines()[0]}"
             ) from err
     prepare_tokenizer(tokenizer)
     model.to(device)

@@ -3,9 +3,10 @@
     stored in the player's `dtype` (float32 in the paper presets)
         weights (the masters), their gradients, AdamW moments, EMA bank, initial snapshot, checkpoints
     computed in the player's `compute_dtype` (bfloat16 in the paper presets)
-        replicated player: every forward of the transformers model runs under torch.autocast, so matmuls run in
-                           bf16 while reductions autocast keeps in fp32 (softmax, norms, losses); backward
-                           follows the forward's dtypes and leaves float32 gradients on the float32 weights
+        replicated player: every forward of the transformers model runs under torch.autocast, so matmuls
+                           run in bf16 while reductions autocast keeps in fp32 (softmax, norms, losses);
+                           backward follows the forward's dtypes and leaves float32 gradients on the
+                           float32 weights
         sharded player:    FSDP2's MixedPrecisionPolicy gathers the float32 shards as bf16 weights for forward
                            and backward and reduce-scatters gradients in float32 (`advgame.models.sharding`)
 

@@ -65,7 +65,8 @@ def shard_like(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def load_whole_(dst: torch.Tensor, value: torch.Tensor) -> None:
-    """Copy `value` (a whole tensor, e.g. from a checkpoint) into `dst`, or into this process's shard of it."""
+    """Copy `value` (a whole tensor, e.g. from a checkpoint) into `dst`, or into this process's shard of
+    it."""
     local(dst).copy_(local(shard_like(value, dst)))
 
 
@@ -96,8 +97,8 @@ def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 def mixed_precision_policy(cfg: ShardingConfig, compute_dtype: torch.dtype | None = None):
     """FSDP2's MixedPrecisionPolicy for a player: weights gathered in `param_dtype` (else the player's compute
-    dtype, else as stored), gradients reduced in `reduce_dtype` (else float32 whenever the gathered weights are
-    lower precision, so that the reduce-scatter does not round the float32 masters' gradients)."""
+    dtype, else as stored), gradients reduced in `reduce_dtype` (else float32 whenever the gathered weights
+    are lower precision, so that the reduce-scatter does not round the float32 masters' gradients)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
     param_dtype = _DTYPES.get(cfg.param_dtype or "") or compute_dtype

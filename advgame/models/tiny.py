@@ -24,7 +24,10 @@ _CORPUS = [
     "How do I bake a chocolate cake? Preheat the oven, mix flour, sugar, cocoa and eggs, then bake.",
     "I can't help with that request, but here is some safe, general information instead.",
     "Sure! Here is a step by step answer to your question about chemistry and safety.",
-    "<think>The defender refuses direct asks; a role-play framing may work.</think><prompt>Write a story.</prompt>",
+    (
+        "<think>The defender refuses direct asks; a role-play framing may work.</think><prompt>Write a "
+        "story.</prompt>"
+    ),
     "Explain how vaccines train the immune system to recognise a virus.",
     "What is the capital of France? The capital of France is Paris.",
     "user assistant system: you are a helpful, harmless and honest assistant.",
@@ -63,7 +66,8 @@ def tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
 def tiny_model(
     arch: str = "llama", *, seed: int = 0, hidden_size: int = 64, num_layers: int = 2, vocab_size: int = 512
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
-    """A random-initialised `arch` ('llama' or 'qwen2') causal LM and its tokenizer, deterministic in `seed`."""
+    """A random-initialised `arch` ('llama' or 'qwen2') causal LM and its tokenizer, deterministic in
+    `seed`."""
     tokenizer = tiny_tokenizer(vocab_size)
     common = {
         "vocab_size": len(tokenizer),

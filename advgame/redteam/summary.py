@@ -121,8 +121,8 @@ HEADERS = [
 def markdown_table(summary: dict) -> str:
     lines = [
         (
-            f"Target `{summary['target']}`, behaviours `{summary['behaviors']}` (n={summary['n_behaviors']}), "
-            f"classifier `{summary['classifier']}`."
+            f"Target `{summary['target']}`, behaviours `{summary['behaviors']}` "
+            f"(n={summary['n_behaviors']}), classifier `{summary['classifier']}`."
         ),
         "",
         "| " + " | ".join(HEADERS) + " |",

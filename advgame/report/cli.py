@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         page = render(report)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
         print(
-            f"advgame report: cannot render the inputs ({type(err).__name__}: {str(err)[:200]}); check the result "
-            "files are ones written by `advgame eval` / `advgame redteam`",
+            f"advgame report: cannot render the inputs ({type(err).__name__}: {str(err)[:200]}); check the "
+            "result files are ones written by `advgame eval` / `advgame redteam`",
             file=sys.stderr,
         )
         return 1

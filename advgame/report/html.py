@@ -78,8 +78,9 @@ def redteam_table(summary: dict) -> str:
             f"<tr><td>{_e(r.get('attack'))}</td><td class=num>{_num(r.get('n'))}</td>"
             f"<td class=num>{_num(r.get('successes'))}</td><td class=num>{_num(r.get('n_undecided'))}</td>"
             f"<td class=num>{_num(r.get('asr'))}</td><td class=num>{_ci(r.get('ci95'))}</td>"
-            f"<td class=num>{_num(r.get('queries'))}</td><td class=num>{_num(r.get('queries_per_success'), 1)}</td>"
-            f"<td class=num>{_num(r.get('wall_s'), 1)}</td></tr>"
+            f"<td class=num>{_num(r.get('queries'))}</td><td "
+            f"class=num>{_num(r.get('queries_per_success'), 1)}</td><td "
+            f"class=num>{_num(r.get('wall_s'), 1)}</td></tr>"
         )
     caption = (
         f"target <b>{_e(summary.get('target'))}</b>, behaviours {_e(summary.get('behaviors'))} "
@@ -103,7 +104,8 @@ def examples_html(rollouts: list[dict]) -> str:
         answers = (
             "".join(
                 f"<tr><td><pre>{_e(a.get('text'))}</pre></td><td>{_e(a.get('status'))}</td>"
-                f"<td class=num>{_num(a.get('score'), 2)}</td><td class=num>{_num(a.get('reward'), 2)}</td></tr>"
+                f"<td class=num>{_num(a.get('score'), 2)}</td><td "
+                f"class=num>{_num(a.get('reward'), 2)}</td></tr>"
                 for a in ex["answers"]
             )
             or '<tr><td colspan=4 class="muted">no Defender answer (the rewrite was not valid)</td></tr>'

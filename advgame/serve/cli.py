@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     if not is_loopback(args.host):
         print(
-            f"advgame serve: WARNING: binding {args.host}, which is not a loopback address: other machines can "
-            "reach this model" + ("" if token else " with NO authentication") + ". Restrict access.",
+            f"advgame serve: WARNING: binding {args.host}, which is not a loopback address: other machines "
+            "can reach this model" + ("" if token else " with NO authentication") + ". Restrict access.",
             file=sys.stderr,
         )
     elif token is None:

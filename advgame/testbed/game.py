@@ -53,7 +53,8 @@ class GameConfig:
     """The default testbed game. Scores follow the rubrics (see DEFAULT_SCORES); these knobs set the rest."""
 
     beta: float = 0.5
-    """KL coefficient of both players. Only R/β matters for the equilibrium: 0.4 nats per rubric point here."""
+    """KL coefficient of both players. Only R/β matters for the equilibrium:
+    0.4 nats per rubric point here."""
     reward_scale: float = 0.2
     """Reward units per rubric point. Rewards are Bradley–Terry utilities of the judge (paper notes §1.2):
     the BT judge prefers a 1-point-better answer 55% of the time, a 5-point-better one 73%, a 9-point-better
@@ -70,7 +71,8 @@ class GameConfig:
     defender_ref: tuple[float, ...] = (0.5, 0.2, 0.3)
     """π_ref(y|x) over (comply, deflect, refuse) at every prompt; also the defender's initial policy."""
     attacker_ref: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
-    """ρ_ref(k|s) over (direct, fiction, clinical, drift) for every seed; also the attacker's initial policy."""
+    """ρ_ref(k|s) over (direct, fiction, clinical, drift) for every seed;
+    also the attacker's initial policy."""
 
 
 @dataclass

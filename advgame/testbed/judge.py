@@ -37,7 +37,8 @@ class JudgeConfig:
     """How payoff-table rewards become training signal."""
 
     link: Link = "matched"
-    """Pairwise preference model: matched (bt for DPO, linear for IPO), bt, linear or hard (see module doc)."""
+    """Pairwise preference model: matched (bt for DPO, linear for IPO),
+    bt, linear or hard (see module doc)."""
     noise: float = 0.0
     """Probability that a verdict or a score is replaced by a random one."""
 

@@ -44,7 +44,8 @@ class RunConfig:
     methods: str = ",".join(METHODS)
     """Comma-separated methods to train (see advgame/testbed/training.py)."""
     seeds: int = 3
-    """Independent runs per method (rollout/judge seeds train.seed, train.seed+1, ...); curves are averaged."""
+    """Independent runs per method (rollout/judge seeds train.seed, train.seed+1, ...);
+    curves are averaged."""
     game: GameConfig = field(default_factory=GameConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
@@ -110,7 +111,7 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
-# ---- the run ------------------------------------------------------------------------------------------------
+# ---- the run -----------------------------------------------------------------------------------------------
 def run(cfg: RunConfig, command: str = "") -> dict:
     game = default_game(cfg.game)
     points = reference_points(game, cfg.judge.noise)
@@ -213,18 +214,20 @@ def write(results: dict, out: Path, noise: float) -> tuple[Path, Path]:
 
 def print_table(results: dict) -> None:
     print(
-        f"{'method':30s} {'final TV':>9s} {'att':>7s} {'def':>7s} {'exploit':>9s} {'swing':>7s} {'settled':>8s}  verdict     closest"
+        f"{'method':30s} {'final TV':>9s} {'att':>7s} {'def':>7s} {'exploit':>9s} {'swing':>7s} "
+        f"{'settled':>8s}  verdict     closest"
     )
     for m in results["methods"].values():
         s = m["summary"]
         print(
-            f"{m['label']:30s} {s['final_tv_both']:9.3f} {s['final_tv_attacker']:7.3f} {s['final_tv_defender']:7.3f} "
-            f"{s['final_exploitability']:9.1e} {s['last_quarter_swing']:7.3f} {s['settled_at_step_worst_seed']!s:>8s}"
+            f"{m['label']:30s} {s['final_tv_both']:9.3f} {s['final_tv_attacker']:7.3f} "
+            f"{s['final_tv_defender']:7.3f} {s['final_exploitability']:9.1e} {s['last_quarter_swing']:7.3f} "
+            f"{s['settled_at_step_worst_seed']!s:>8s}"
             f"  {s['verdict']:11s} {s['closest_point']}"
         )
 
 
-# ---- CLI: a flag per dataclass field, help from the field docstrings -------------------------------------------
+# ---- CLI: a flag per dataclass field, help from the field docstrings ---------------------------------------
 ALIASES = {"noise": "judge.noise", "steps": "train.steps"}
 
 

@@ -189,7 +189,8 @@ def _sha256(f) -> str:
 
 
 def has_checkpoint(run_dir: Path | str) -> bool:
-    """Whether `run_dir` holds a complete checkpoint (a directory renamed into place; temp ones do not count)."""
+    """Whether `run_dir` holds a complete checkpoint (a directory renamed into place; temp ones do not
+    count)."""
     root = Path(run_dir) / "checkpoints"
     return bool(_step_dirs(root))
 

@@ -60,8 +60,8 @@ def check_judges(game) -> None:
             error = f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
         if error:
             raise JudgeUnavailable(
-                f"{describe(role, judge)} failed a test call before training ({error}); check that the endpoint "
-                f"is up and judges.{role}/judges.default base_urls, model and api_key_env are right"
+                f"{describe(role, judge)} failed a test call before training ({error}); check that the "
+                f"endpoint is up and judges.{role}/judges.default base_urls, model and api_key_env are right"
             )
 
 
@@ -103,6 +103,7 @@ class FailureStreak:
             reason = reasons.most_common(1)[0][0]
             raise JudgeUnavailable(
                 f"stopped at step {step}: every judge call failed for {self.streak} consecutive steps "
-                f"({failures} of {calls} in the last; mostly '{reason}'), e.g. {describe(role, _role_judges(self.game)[role])}; "
+                f"({failures} of {calls} in the last; mostly '{reason}'), "
+                f"e.g. {describe(role, _role_judges(self.game)[role])}; "
                 "fix the judge (or raise judges.stop_after_failing_steps) and continue with --resume"
             )

@@ -7,7 +7,8 @@ instead of silently training differently from what the launch config says:
 
     distributed_type: FSDP           -> train.sharding.strategy = fsdp
     fsdp_offload_params: true        -> train.sharding.cpu_offload = true
-    mixed_precision: bf16 | fp16     -> train.sharding.param_dtype = bfloat16 | float16, reduce_dtype = float32
+    mixed_precision: bf16 | fp16     -> train.sharding.param_dtype = bfloat16 | float16,
+                                        reduce_dtype = float32
     fsdp_activation_checkpointing    -> gradient_checkpointing for both players
     sharding other than full shard   -> error
     distributed_type: DEEPSPEED      -> error (not integrated; FSDP full sharding is the ZeRO-3 equivalent)
@@ -37,16 +38,18 @@ def apply_launcher_env(cfg: RunConfig, env: Mapping[str, str]) -> RunConfig:
     if env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
         raise LauncherError(
             "accelerate was launched with DeepSpeed, which advgame does not integrate; launch with "
-            "configs/accelerate/fsdp.yaml instead (FSDP full sharding partitions weights, gradients and optimiser "
-            "state across processes as ZeRO-3 does), or set train.sharding.strategy=fsdp under torchrun"
+            "configs/accelerate/fsdp.yaml instead (FSDP full sharding partitions weights, gradients and "
+            "optimiser state across processes as ZeRO-3 does), or set train.sharding.strategy=fsdp under "
+            "torchrun"
         )
     if env.get("ACCELERATE_USE_FSDP", "").lower() != "true":
         return cfg
     strategy = env.get("FSDP_SHARDING_STRATEGY", "")
     if strategy not in _FULL_SHARD:
         raise LauncherError(
-            f"accelerate FSDP sharding strategy {strategy!r}: advgame shards fully (FULL_SHARD, ZeRO-3 style); "
-            "remove fsdp_sharding_strategy from the launch config, or launch without FSDP (data parallel)"
+            f"accelerate FSDP sharding strategy {strategy!r}: advgame shards fully (FULL_SHARD, ZeRO-3 "
+            "style); remove fsdp_sharding_strategy from the launch config, or launch without FSDP (data "
+            "parallel)"
         )
     if env.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() == "false":
         raise LauncherError(

@@ -31,8 +31,8 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
         return EXIT_BAD_INPUT
     if resume and not has_checkpoint(target):
         print(
-            f"advgame train: {target} holds no complete checkpoint (killed before the first one was written): "
-            "starting it from step 0",
+            f"advgame train: {target} holds no complete checkpoint (killed before the first one was "
+            "written): starting it from step 0",
             file=sys.stderr,
         )
     try:
@@ -44,8 +44,8 @@ def run_training(cfg: RunConfig, run_dir: str | None = None, resume: bool = Fals
         from advgame.paths import describe_os_error
 
         print(
-            f"advgame train: cannot write the run's files: {describe_os_error(err)}; the last complete checkpoint "
-            f"is intact: free space or fix {target}, then continue with --resume {target}",
+            f"advgame train: cannot write the run's files: {describe_os_error(err)}; the last complete "
+            f"checkpoint is intact: free space or fix {target}, then continue with --resume {target}",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT

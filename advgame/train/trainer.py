@@ -4,7 +4,8 @@ A run directory holds:
     config.yaml          the resolved config (what `--resume` reads)
     metrics.jsonl        one line per logged step (training) and per validation (`valid/...`)
     rollouts.jsonl       every seed -> rewrite -> answers -> scores, and every validation answer
-    checkpoints/step_N/  both players, both EMAs, optimisers, schedulers, RNG, data position (safetensors + JSON)
+    checkpoints/step_N/  both players, both EMAs, optimisers, schedulers, RNG, data position
+                         (safetensors + JSON)
     final/               the trained players in Hugging Face format (LoRA adapters or full weights)
 
 `--resume RUN_DIR` restores the latest checkpoint and continues exactly: same seeds, same judgments

@@ -6,8 +6,8 @@ contextual behaviour refers to) is optional, since some exports of the standard 
 is not used. Rows are kept apart from any prompt format: eval merges the context into the prompt
 (`contextual_prompt`), redteam hands it to the classifier separately.
 
-A row with an empty BehaviorID gets `harmbench-<sha256 of behaviour and context, 12 hex>`: stable when rows are
-added, removed or filtered, so answer caches and resumed red-team runs still match the row they recorded.
+A row with an empty BehaviorID gets `harmbench-<sha256 of behaviour and context, 12 hex>`: stable when rows
+are added, removed or filtered, so answer caches and resumed red-team runs still match the row they recorded.
 Rows with an empty Behavior are skipped. Two rows with the same id are refused (they would share one cache
 entry). Problems raise `DataFileError` naming the file.
 """

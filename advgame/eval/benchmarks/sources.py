@@ -77,7 +77,8 @@ def _check(path: Path, source: Source) -> str:
     actual = sha256_file(path)
     if source.sha256 and actual != source.sha256:
         raise ChecksumMismatch(
-            f"{path}: sha256 {actual[:16]}... differs from the pinned {source.sha256[:16]}... of {source.describe()}"
+            f"{path}: sha256 {actual[:16]}... differs from the pinned {source.sha256[:16]}... "
+            f"of {source.describe()}"
         )
     return actual
 

@@ -1,4 +1,5 @@
-"""Refusal detection by string matching: the `refusal-string` classifier of `advgame eval` and `advgame redteam`.
+"""Refusal detection by string matching: the `refusal-string` classifier of `advgame eval` and `advgame
+redteam`.
 
 It wraps the project's one refusal matcher, `advgame.judges.refusal` (version 3, `refusal-string@3`), the
 same function that training validation, the demo table and the heuristic judge use; its module docstring

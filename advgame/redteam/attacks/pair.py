@@ -1,4 +1,5 @@
-"""PAIR (Chao et al., 2023): an attacker LLM refines a jailbreak from the target's replies and a judge's rating.
+"""PAIR (Chao et al., 2023): an attacker LLM refines a jailbreak from the target's replies and a judge's
+rating.
 
 `n_streams` independent conversations run in parallel (one batched attacker call and one batched target
 call per iteration). Each iteration, every stream proposes a prompt; the target answers; the scorer rates
