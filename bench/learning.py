@@ -1,8 +1,9 @@
 """Does the game make the Defender better? The demo setting over seeds, the game against a control.
 
-    python bench/learning.py                       # 3 seeds x (game, control), held-out seeds: the reported table
-    python bench/learning.py --sweep               # hyperparameter sweep, 1 seed, validated on the TUNING seeds
-    python bench/learning.py --seeds 0 --steps 4   # quicker
+    python bench/learning.py                      # 3 seeds x (game, control), held-out seeds: the table
+    python bench/learning.py --sweep --every 6    # lr/EMA sweep, 1 seed, validated on the TUNING seeds
+    python bench/learning.py --sweep --grid signal --steps 12 --every 6   # approaches to the benign drop
+    python bench/learning.py --seeds 0 --steps 4  # quicker
 
 Each run is `advgame train configs/cpu_demo.yaml seed=S ...` in its own process (run dirs under
 runs/learning/), validating every `--every` steps. The control is the same run with
@@ -49,7 +50,7 @@ SWEEP = {
     "lr 2e-3, EMA 0.9": ["optim.lr=2e-3", "ema.decay=0.9"],
 }
 # Approaches to the benign drop seen in the reported table (docs/learning.md, "What stops it"), run with
-# `--sweep --grid signal --steps 12 --every 6` so that step 6 is the demo's own budget and step 12 a longer one.
+# `--sweep --grid signal --steps 12 --every 6`: step 6 is the demo's own budget, step 12 a longer one.
 SIGNAL = {
     "the demo (D 2)": [],
     "D 4 answers per rewrite": ["game.num_defender_samples=4"],
@@ -121,8 +122,8 @@ def point(records: list[dict]) -> dict[str, float]:
 def pair_kinds(run_dir: Path) -> dict[str, int]:
     """The Defender's judged contrasts over the run's training steps, by class and kind, e.g. "benign C>R": a
     complying answer judged above a refusing one (R/C by refusal-string@3). Counts the groups whose best and
-    worst rewards differ by at least the run's loss.min_reward_gap, i.e. the pairs the game formed (a control's
-    pairs come from the same groups, with a random order)."""
+    worst rewards differ by at least the run's loss.min_reward_gap, i.e. the pairs the game formed (a
+    control's pairs come from the same groups, with a random order)."""
     from collections import Counter
 
     import yaml
