@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 from advgame.judges.base import FaithItem, JudgeStats, PairItem, PointItem
 from advgame.judges.refusal import CLASSIFIER_ID as REFUSAL_CLASSIFIER_NAME  # noqa: F401 - re-exported
-from advgame.judges.refusal import is_refusal
+from advgame.judges.refusal import STOPWORDS, is_refusal
 
 # Measured with WordLlama (256-d, wordllama 0.4.0.post1) on 12 hand-written (seed, rewrite) pairs each:
 #   faithful rewrites (paraphrases, role-play and story wrappers): cosine 0.127 .. 0.756, mean 0.427;
@@ -90,50 +90,7 @@ _REDIRECT_PATTERNS = (
     r"\bwhat (?:is|are) you trying to\b",
 )
 _REDIRECT = re.compile("|".join(_REDIRECT_PATTERNS))
-_STOPWORDS = frozenset(
-    (
-        "a",
-        "an",
-        "the",
-        "to",
-        "of",
-        "in",
-        "on",
-        "for",
-        "and",
-        "or",
-        "is",
-        "are",
-        "be",
-        "how",
-        "do",
-        "does",
-        "i",
-        "my",
-        "me",
-        "you",
-        "your",
-        "what",
-        "with",
-        "that",
-        "this",
-        "it",
-        "at",
-        "by",
-        "from",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "please",
-        "as",
-        "so",
-        "if",
-        "into",
-        "about",
-    )
-)
+_STOPWORDS = STOPWORDS
 
 _WORDLLAMA = None  # the loaded model, shared by every judge in the process (False: not available)
 

@@ -309,8 +309,10 @@ _QUOTED = re.compile(r'"[^"\n]{12,}?"')
 _MARKDOWN = re.compile(r"[*_#>]+|^\s*[-+]\s+|^\s*\d+[.)]\s+", re.MULTILINE)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?:])\s+|\n+")
 _WORD = re.compile(r"[a-z0-9']+")
-_STOP = frozenset(
-    [
+# Function words that carry no topic: the heuristic judge ignores these when it compares a response with
+# the request; the refusal matcher ignores them and a few more.
+STOPWORDS = frozenset(
+    (
         "a",
         "an",
         "the",
@@ -323,21 +325,16 @@ _STOP = frozenset(
         "or",
         "is",
         "are",
-        "was",
-        "were",
         "be",
-        "been",
         "how",
         "do",
         "does",
-        "did",
         "i",
         "my",
         "me",
         "you",
         "your",
         "what",
-        "why",
         "with",
         "that",
         "this",
@@ -356,9 +353,17 @@ _STOP = frozenset(
         "if",
         "into",
         "about",
+    )
+)
+_STOP = STOPWORDS | frozenset(
+    (
+        "was",
+        "were",
+        "been",
+        "did",
+        "why",
         "some",
         "give",
-        "me",
         "tell",
         "who",
         "when",
@@ -375,7 +380,7 @@ _STOP = frozenset(
         "its",
         "not",
         "no",
-    ]
+    )
 )
 HEAD_SENTENCES = 2
 
