@@ -19,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from advgame.backends.base import GenerationBackend
 from advgame.config.schema import SamplingConfig
 from advgame.eval.benchmarks.base import EvalItem
-from advgame.eval.cache import JsonlCache
+from advgame.eval.cache import JsonlCache, fingerprint
+from advgame.eval.results import slug
 
 
 class StopAfter(Exception):
@@ -28,6 +29,27 @@ class StopAfter(Exception):
 
 def _seed(item_id: str, seed: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{item_id}".encode()).digest()[:4], "little") >> 1
+
+
+def answer_benchmark(
+    spec, target, name: str, items: Sequence[EvalItem], decoding: dict, stop_after: int | None = None
+) -> dict[str, dict]:
+    """`answer_items` for one benchmark of an eval run, cached in OUT/answers/<name>.jsonl under the model,
+    its `decoding` record and the seed (a change of any of them starts a fresh cache)."""
+    cache = JsonlCache(
+        spec.output_dir / "answers" / f"{slug(name)}.jsonl",
+        fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}),
+    )
+    return answer_items(
+        target.backend,
+        items,
+        spec.sampling,
+        cache,
+        seed=spec.seed,
+        label=name,
+        stop_after=stop_after,
+        show_progress=spec.show_progress,
+    )
 
 
 def answer_items(

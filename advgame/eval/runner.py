@@ -28,7 +28,7 @@ from advgame.eval.benchmarks import get_benchmark
 from advgame.eval.benchmarks.base import Benchmark, EvalItem
 from advgame.eval.cache import JsonlCache, fingerprint
 from advgame.eval.classifiers import Classifier, ClassifyItem, Verdict, classifier_id
-from advgame.eval.generation import answer_items
+from advgame.eval.generation import answer_benchmark
 from advgame.eval.results import eval_result, markdown_table, result_filename, slug
 from advgame.targets import Target
 
@@ -144,20 +144,7 @@ def evaluate_generated(
 ) -> list[dict]:
     items, source = benchmark.load(spec.data_files.get(benchmark.name), spec.limit, spec.data_files)
     decoding = decoding_record(spec.sampling)
-    answers_cache = JsonlCache(
-        spec.output_dir / "answers" / f"{slug(benchmark.name)}.jsonl",
-        fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}),
-    )
-    answers = answer_items(
-        target.backend,
-        items,
-        spec.sampling,
-        answers_cache,
-        seed=spec.seed,
-        label=benchmark.name,
-        stop_after=stop_after,
-        show_progress=spec.show_progress,
-    )
+    answers = answer_benchmark(spec, target, benchmark.name, items, decoding, stop_after)
     by_classifier: dict[str, list[Verdict | None]] = {}
     for clf in classifiers:
         cid = classifier_id(clf)

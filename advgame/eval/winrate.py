@@ -16,9 +16,8 @@ from advgame.eval.benchmarks.base import Benchmark
 from advgame.eval.benchmarks.files import DataFileError
 from advgame.eval.benchmarks.sources import resolve
 from advgame.eval.benchmarks.utility import baseline_from_items_file, read_baseline_answers
-from advgame.eval.cache import JsonlCache, fingerprint
-from advgame.eval.generation import answer_items
-from advgame.eval.results import eval_result, result_filename, slug
+from advgame.eval.generation import answer_benchmark
+from advgame.eval.results import eval_result, result_filename
 from advgame.judges.base import PairItem
 
 
@@ -35,20 +34,7 @@ def evaluate_win_rate(spec, target, benchmark: Benchmark, judge, stop_after: int
                 f"{benchmark.name}: pass --baseline-answers {benchmark.name}=PATH (JSONL with id, output)"
             )
     decoding = spec.sampling.model_dump()
-    cache = JsonlCache(
-        spec.output_dir / "answers" / f"{slug(benchmark.name)}.jsonl",
-        fingerprint({"model": target.name, "decoding": decoding, "seed": spec.seed}),
-    )
-    answers = answer_items(
-        target.backend,
-        items,
-        spec.sampling,
-        cache,
-        seed=spec.seed,
-        label=benchmark.name,
-        stop_after=stop_after,
-        show_progress=spec.show_progress,
-    )
+    answers = answer_benchmark(spec, target, benchmark.name, items, decoding, stop_after)
     judged = [i for i in items if not answers[i.id].get("error") and i.id in baseline]
     scores = judge.score_pairs(
         [PairItem("compliance", i.prompt, answers[i.id]["response"], baseline[i.id]) for i in judged]
