@@ -27,16 +27,21 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from advgame.atomic import write_text_atomic
+from advgame.game.signals import preference_pair
+from advgame.judges.refusal import is_refusal
+from advgame.policy.sampling import Completion
 
 RESULTS = ROOT / "bench" / "results"
 CONFIG = ROOT / "configs" / "cpu_demo.yaml"
@@ -125,15 +130,9 @@ def point(records: list[dict]) -> dict[str, float]:
 
 def pair_kinds(run_dir: Path) -> dict[str, int]:
     """The Defender's judged contrasts over the run's training steps, by class and kind, e.g. "benign C>R": a
-    complying answer judged above a refusing one (R/C by refusal-string@3). Counts the groups whose best and
-    worst rewards differ by at least the run's loss.min_reward_gap, i.e. the pairs the game formed (a
-    control's pairs come from the same groups, with a random order)."""
-    from collections import Counter
-
-    import yaml
-
-    from advgame.judges.refusal import is_refusal
-
+    complying answer judged above a refusing one (R/C by refusal-string@3). The pairs are chosen by the
+    game's own `signals.preference_pair` with the run's loss.min_reward_gap, i.e. the pairs the game formed
+    (a control's pairs come from the same groups, with a random order)."""
     min_gap = (yaml.safe_load((run_dir / "config.yaml").read_text()).get("loss") or {}).get(
         "min_reward_gap", 0.0
     )
@@ -143,15 +142,15 @@ def pair_kinds(run_dir: Path) -> dict[str, int]:
         if record.get("split") == "valid":
             continue
         for rewrite in record["rewrites"]:
-            scored = sorted(
-                (a for a in rewrite["answers"] if a.get("reward") is not None), key=lambda a: a["reward"]
-            )
-            if len(scored) < 2 or scored[-1]["reward"] == scored[0]["reward"]:
-                continue
-            if scored[-1]["reward"] - scored[0]["reward"] < min_gap:
+            answers = rewrite["answers"]
+            # each answer's index stands in for its tokens, so the pair names which answers were chosen
+            group = [(a.get("reward"), Completion([], [k], a["text"], False)) for k, a in enumerate(answers)]
+            pair = preference_pair(group, clip_truncated=False, min_gap=min_gap)
+            if pair is None:
                 continue
             kind = ">".join(
-                "R" if is_refusal(a["text"], record["seed"]) else "C" for a in (scored[-1], scored[0])
+                "R" if is_refusal(answers[ids[0]]["text"], record["seed"]) else "C"
+                for ids in (pair.chosen_ids, pair.rejected_ids)
             )
             kinds[f"{record['category']} {kind}"] += 1
     return dict(sorted(kinds.items()))
